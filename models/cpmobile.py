@@ -1,0 +1,1 @@
+"""CP-Mobile (DCASE Task 1 low-complexity scene classifiers)."""

@@ -1,0 +1,1 @@
+"""EfficientAT MobileNets (MN) and dynamic MobileNets (DyMN)."""
