@@ -83,3 +83,40 @@ def complexity(name: str, input_shape: Sequence[int] | None = None) -> dict:
         "macs": count_macs(model, shape, entry.macs_convention),
         "macs_convention": entry.macs_convention,
     }
+
+
+def _parse_shape(text: str) -> tuple:
+    try:
+        shape = tuple(int(s) for s in text.split(","))
+    except ValueError:
+        shape = ()
+    if len(shape) < 2 or any(s <= 0 for s in shape):
+        raise ValueError(f"--input-shape must be positive integers like 1,1,128,1000, got {text!r}")
+    return shape
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``sonolab complexity NAME [--input-shape B,C,F,T] [--json]``: params and MACs of a catalogue model."""
+    import argparse
+    import json
+
+    from models.registry import list_models
+
+    parser = argparse.ArgumentParser(prog="sonolab complexity", description=main.__doc__)
+    parser.add_argument("name", help="catalogue model name (`sonolab models` lists them)")
+    parser.add_argument("--input-shape", help="B,C,F,T (default: the shape the paper quotes)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args(argv)
+    if args.name not in list_models():
+        parser.error(f"unknown model {args.name!r}; `sonolab models` lists the catalogue")
+    try:
+        shape = _parse_shape(args.input_shape) if args.input_shape else None
+    except ValueError as err:
+        parser.error(str(err))
+    result = complexity(args.name, shape)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"{result['model']}: {result['params']:,} params, {result['macs']:,} MACs "
+              f"({result['macs'] / 1e9:.4f} G, {result['macs_convention']} convention) at input {result['input_shape']}")
+    return 0

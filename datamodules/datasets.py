@@ -1,0 +1,61 @@
+"""Map-style datasets over the HDF5 audio format."""
+from __future__ import annotations
+
+from typing import Any, Dict, Optional
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from datamodules.h5format import AudioH5
+
+
+class ClipDataset(Dataset):
+    """Fixed-length clips of one HDF5 file with their weak targets.
+
+    Items are dicts: ``audio`` (float32 tensor of ``round(clip_seconds * sample_rate)`` samples), ``target``
+    (float32 multi-hot, when the file has targets), ``name`` (clip id) and ``index`` (row in the file).
+
+    Crops (when a clip is longer than ``clip_seconds``) are random in training, drawn from an RNG seeded by
+    (seed, epoch, index) so that a run is reproducible whatever the number of workers; otherwise the start is used.
+
+    Args:
+        path: HDF5 file.
+        sample_rate: Rate the audio is resampled to.
+        clip_seconds: Length of every item (zero-padded or cropped).
+        random_crop: Random crop offsets (training) instead of the clip start.
+        seed: Seed of the crop RNG.
+        num_classes: Weak classes of community files without ``class_names``.
+    """
+
+    def __init__(
+        self,
+        path: str,
+        sample_rate: int,
+        clip_seconds: float,
+        random_crop: bool = False,
+        seed: int = 0,
+        num_classes: Optional[int] = None,
+    ) -> None:
+        self.h5 = AudioH5(path, num_classes=num_classes)
+        self.sample_rate = int(sample_rate)
+        self.length = int(round(clip_seconds * sample_rate))
+        self.random_crop = random_crop
+        self.seed = int(seed)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Changes the crop draws of the next epoch (called by the datamodule)."""
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.h5)
+
+    def __getitem__(self, index: int) -> Dict[str, Any]:
+        rng = np.random.default_rng([self.seed, self.epoch, int(index)]) if self.random_crop else None
+        wave = self.h5.waveform(index, self.sample_rate, self.length, rng)
+        item: Dict[str, Any] = {"audio": torch.from_numpy(np.ascontiguousarray(wave)), "name": self.h5.names[index],
+                                "index": int(index)}
+        if self.h5.num_classes:
+            item["target"] = torch.from_numpy(self.h5.weak_target(index))
+        return item

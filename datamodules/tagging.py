@@ -1,0 +1,88 @@
+"""Audio tagging data: clips of HDF5 files with weak multi-hot targets."""
+from __future__ import annotations
+
+from typing import List, Optional
+
+import pytorch_lightning as pl
+from torch.utils.data import DataLoader
+
+from datamodules.datasets import ClipDataset
+from datamodules.h5format import AudioH5
+
+
+class TaggingDataModule(pl.LightningDataModule):
+    """Train/val/test/predict splits, each one HDF5 file in the sonolab (or community AudioSet) format.
+
+    Args:
+        train_h5: Training file.
+        val_h5: Validation file.
+        test_h5: Test file.
+        predict_h5: File to predict (defaults to ``test_h5``).
+        sample_rate: Rate the model's frontend expects; audio is resampled to it.
+        clip_seconds: Clip length; shorter clips are zero-padded, longer ones cropped (randomly in training).
+        batch_size: Clips per batch (per process under DDP).
+        num_workers: DataLoader workers (each opens the HDF5 files lazily).
+        num_classes: Classes of community files without ``class_names`` (527 AudioSet, 200 FSD50K).
+        seed: Seed of the random crops.
+    """
+
+    def __init__(
+        self,
+        train_h5: Optional[str] = None,
+        val_h5: Optional[str] = None,
+        test_h5: Optional[str] = None,
+        predict_h5: Optional[str] = None,
+        sample_rate: int = 32000,
+        clip_seconds: float = 10.0,
+        batch_size: int = 32,
+        num_workers: int = 4,
+        num_classes: Optional[int] = None,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        # num_classes is the task's hyper-parameter (linked from here); saving it twice would clash in the logger
+        self.save_hyperparameters(ignore=["num_classes"])
+        self._datasets: dict = {}
+        reference = next((p for p in (train_h5, val_h5, test_h5, predict_h5) if p), None)
+        if reference is None:
+            raise ValueError("TaggingDataModule needs at least one of train_h5, val_h5, test_h5, predict_h5")
+        header = AudioH5(reference, num_classes=num_classes)
+        self.class_names: List[str] = header.class_names or [str(i) for i in range(header.num_classes)]
+
+    @property
+    def num_classes(self) -> int:
+        """Number of weak classes (linked into the task's ``num_classes``)."""
+        return len(self.class_names)
+
+    def _dataset(self, split: str) -> ClipDataset:
+        if split not in self._datasets:
+            path = getattr(self.hparams, f"{split}_h5") or (self.hparams.test_h5 if split == "predict" else None)
+            if path is None:
+                raise ValueError(f"no {split}_h5 file configured for the {split} stage")
+            self._datasets[split] = ClipDataset(
+                path, self.hparams.sample_rate, self.hparams.clip_seconds, random_crop=split == "train",
+                seed=self.hparams.seed, num_classes=self.num_classes,
+            )
+        return self._datasets[split]
+
+    def _loader(self, split: str) -> DataLoader:
+        dataset = self._dataset(split)
+        if split == "train" and self.trainer is not None:
+            dataset.set_epoch(self.trainer.current_epoch)
+        workers = self.hparams.num_workers
+        return DataLoader(
+            dataset, batch_size=self.hparams.batch_size, shuffle=split == "train", num_workers=workers,
+            persistent_workers=False, drop_last=False, pin_memory=False,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train")
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test")
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader("predict")
