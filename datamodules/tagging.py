@@ -8,6 +8,8 @@ from torch.utils.data import DataLoader
 
 from datamodules.datasets import ClipDataset
 from datamodules.h5format import AudioH5
+from datamodules.samplers import DistributedWeightedSampler, class_balanced_weights
+from datamodules.teacher import TeacherLogits
 
 
 class TaggingDataModule(pl.LightningDataModule):
@@ -23,7 +25,12 @@ class TaggingDataModule(pl.LightningDataModule):
         batch_size: Clips per batch (per process under DDP).
         num_workers: DataLoader workers (each opens the HDF5 files lazily).
         num_classes: Classes of community files without ``class_names`` (527 AudioSet, 200 FSD50K).
-        seed: Seed of the random crops.
+        seed: Seed of the random crops and of the balanced sampler.
+        balanced_sampling: Draw training clips with the class-balanced weights w_c = 1000 / (n_c + 100) summed over a
+            clip's positives, ``samples_per_epoch`` draws without replacement, split disjointly across DDP ranks.
+        samples_per_epoch: Draws per epoch of the balanced sampler (100,000 for AudioSet).
+        teacher_logits: HDF5 of teacher logits keyed by clip id; training batches then carry ``teacher`` and
+            ``teacher_weight`` (0 for clips without a teacher row).
     """
 
     def __init__(
@@ -38,6 +45,9 @@ class TaggingDataModule(pl.LightningDataModule):
         num_workers: int = 4,
         num_classes: Optional[int] = None,
         seed: int = 0,
+        balanced_sampling: bool = False,
+        samples_per_epoch: int = 100_000,
+        teacher_logits: Optional[str] = None,
     ) -> None:
         super().__init__()
         # num_classes is the task's hyper-parameter (linked from here); saving it twice would clash in the logger
@@ -48,6 +58,10 @@ class TaggingDataModule(pl.LightningDataModule):
             raise ValueError("TaggingDataModule needs at least one of train_h5, val_h5, test_h5, predict_h5")
         header = AudioH5(reference, num_classes=num_classes)
         self.class_names: List[str] = header.class_names or [str(i) for i in range(header.num_classes)]
+        self.teacher = TeacherLogits(teacher_logits) if teacher_logits else None
+        if self.teacher is not None and self.teacher.shape != (self.num_classes,):
+            raise ValueError(f"teacher logits in {teacher_logits!r} have shape {self.teacher.shape}, expected "
+                             f"({self.num_classes},)")
 
     @property
     def num_classes(self) -> int:
@@ -69,11 +83,25 @@ class TaggingDataModule(pl.LightningDataModule):
         dataset = self._dataset(split)
         if split == "train" and self.trainer is not None:
             dataset.set_epoch(self.trainer.current_epoch)
-        workers = self.hparams.num_workers
+        sampler = self._balanced_sampler(dataset) if split == "train" and self.hparams.balanced_sampling else None
         return DataLoader(
-            dataset, batch_size=self.hparams.batch_size, shuffle=split == "train", num_workers=workers,
-            persistent_workers=False, drop_last=False, pin_memory=False,
+            dataset, batch_size=self.hparams.batch_size, shuffle=split == "train" and sampler is None,
+            sampler=sampler, num_workers=self.hparams.num_workers, drop_last=False,
         )
+
+    def _balanced_sampler(self, dataset: ClipDataset) -> DistributedWeightedSampler:
+        trainer = self.trainer
+        return DistributedWeightedSampler(
+            class_balanced_weights(dataset.h5.weak_targets()), self.hparams.samples_per_epoch,
+            num_replicas=trainer.world_size if trainer else 1, rank=trainer.global_rank if trainer else 0,
+            seed=self.hparams.seed,
+        )
+
+    def on_before_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
+        """Attaches teacher logits to training batches (looked up here, in the main process, by clip id)."""
+        if self.teacher is not None and self.trainer is not None and self.trainer.training:
+            batch["teacher"], batch["teacher_weight"] = self.teacher.lookup(batch["name"])
+        return batch
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train")
