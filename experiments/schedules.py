@@ -1,0 +1,27 @@
+"""Learning-rate schedules as multipliers of the peak rate (pure functions of the epoch or step)."""
+from __future__ import annotations
+
+import math
+
+
+def exp_warmup_linear_down(epoch: int, warmup: int, rampdown_start: int, rampdown_length: int,
+                           last_value: float) -> float:
+    """EfficientAT: exp(-5 (1 - e / warmup)^2) while e < warmup, 1 until ``rampdown_start``, then linear to
+    ``last_value`` over ``rampdown_length`` epochs, and ``last_value`` after that."""
+    if epoch < warmup:
+        return math.exp(-5.0 * (1.0 - epoch / warmup) ** 2)
+    if epoch < rampdown_start:
+        return 1.0
+    if epoch < rampdown_start + rampdown_length:
+        return 1.0 - (1.0 - last_value) * (epoch - rampdown_start) / rampdown_length
+    return last_value
+
+
+def exp_warmup_cosine(step: int, warmup: int, flat_until: int, total: int, last_value: float = 0.0) -> float:
+    """Exponential warm-up over ``warmup`` units, flat until ``flat_until``, cosine to ``last_value`` at ``total``."""
+    if step < warmup:
+        return math.exp(-5.0 * (1.0 - step / warmup) ** 2)
+    if step < flat_until:
+        return 1.0
+    progress = min(1.0, (step - flat_until) / max(1, total - flat_until))
+    return last_value + (1.0 - last_value) * 0.5 * (1.0 + math.cos(math.pi * progress))

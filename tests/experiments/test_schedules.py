@@ -1,0 +1,32 @@
+import math
+
+import pytest
+
+from callbacks.dymn_temperature import dymn_temperature
+from experiments.schedules import exp_warmup_cosine, exp_warmup_linear_down
+
+
+def test_efficientat_schedule_values():
+    f = lambda e: exp_warmup_linear_down(e, warmup=8, rampdown_start=80, rampdown_length=95, last_value=0.01)
+    assert f(0) == pytest.approx(math.exp(-5))
+    assert f(4) == pytest.approx(math.exp(-5 * 0.25))
+    assert f(8) == f(79) == 1.0
+    assert f(80 + 95 // 2) == pytest.approx(1 - 0.99 * 47 / 95)
+    assert f(175) == f(199) == 0.01
+
+
+def test_cosine_schedule_values():
+    f = lambda s: exp_warmup_cosine(s, warmup=50, flat_until=100, total=300)
+    assert f(50) == f(99) == 1.0
+    assert f(200) == pytest.approx(0.5)
+    assert f(300) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_dymn_temperature_schedule():
+    assert dymn_temperature(0) == 30
+    assert dymn_temperature(10) == 20
+    # the slow tail takes over at 1 + 0.58 - 0.02 e > 30 - e, i.e. from e = 29
+    assert dymn_temperature(29) == pytest.approx(1 + 0.58 - 0.58)  # both branches give 1.0 there
+    assert dymn_temperature(28) == 2.0
+    assert dymn_temperature(100) == 1.0
+    assert dymn_temperature(5, t_max=1.0) == 1.0
