@@ -1,4 +1,4 @@
-"""Audio tagging: a catalogue model on its catalogue frontend, trained with BCE on weak multi-hot labels."""
+"""Audio tagging: a catalogue model on its catalogue frontend, BCE on weak labels, optional teacher distillation."""
 from __future__ import annotations
 
 import math
@@ -9,23 +9,41 @@ import torch
 from torch import nn
 from torchmetrics.classification import MultilabelAUROC, MultilabelAveragePrecision
 
+from datamodules.augment.mixing import WaveformMix, draw_mix, mix
+from datamodules.augment.waveform import Gain, Roll
+from experiments.schedules import exp_warmup_linear_down
+from losses.bce_distillation import BCEDistillationLoss
 from models import create_frontend, create_model
+from models.registry import get_entry, read_state_dict
 
 
 class AudioTagging(pl.LightningModule):
-    """Multi-label tagging of clips (AudioSet, FSD50K, the demo data).
+    """Multi-label tagging of clips (AudioSet, FSD50K, the demo data) as in EfficientAT.
+
+    Training batches may carry ``teacher`` logits and a ``teacher_weight`` (see ``TaggingDataModule``); then the loss
+    is ``kd_lambda * BCE(labels) + (1 - kd_lambda) * BCE(sigmoid(teacher / T))``, mixup-consistent.
 
     Args:
-        model: Catalogue name (``sonolab`` knows its architecture and frontend, see ``models.list_models()``).
+        model: Catalogue name (its architecture and frontend come with it; ``sonolab models`` lists them).
         num_classes: Output classes (linked from the datamodule).
-        checkpoint: Weights to start from (a published state dict or a Lightning checkpoint); a head whose shape
-            does not match ``num_classes`` is re-initialised.
-        model_overrides: Constructor arguments replacing the catalogue's (primitive values only).
-        frontend_overrides: Frontend arguments replacing the catalogue's (e.g. ``{"freqm": 48}``).
+        checkpoint: Weights to start from (published state dict or Lightning checkpoint); a head whose shape differs
+            from ``num_classes`` is re-initialised.
+        pretrained: Catalogue name whose published weights initialise the network (e.g. ``mn10_im`` for AudioSet
+            training from ImageNet, ``mn10_as`` for fine-tuning); needs the network once.
+        model_overrides: Constructor arguments replacing the catalogue's.
+        frontend_overrides: Frontend arguments replacing the catalogue's (e.g. ``{"freqm": 48, "timem": 192}``).
         lr: Peak learning rate of Adam.
         weight_decay: Adam weight decay.
-        warmup_epochs: Epochs of exponential warm-up exp(-5 (1 - e / warmup)^2).
-        mixup_alpha: Spectrogram mixup Beta(alpha, alpha) with lambda = max(l, 1 - l); 0 disables it.
+        warmup_epochs: Epochs of exponential warm-up.
+        rampdown_start: Epoch where the linear ramp-down starts (0: no ramp-down).
+        rampdown_epochs: Length of the ramp-down.
+        last_lr_factor: Final LR multiplier after the ramp-down.
+        mixup_alpha: Spectrogram mixup Beta(alpha, alpha), lambda = max(l, 1 - l) (0: off).
+        wavmix_p: Probability of waveform mixing a batch (Beta(2, 2), zero-mean; 0: off).
+        roll_samples: Random circular shift of each waveform by up to this many samples (0: off).
+        gain_db: Random gain in [-gain_db, gain_db] dB (0: off).
+        kd_lambda: Weight of the label loss when teacher logits are present (the teacher gets 1 - kd_lambda).
+        kd_temperature: Teacher temperature.
     """
 
     def __init__(
@@ -33,20 +51,35 @@ class AudioTagging(pl.LightningModule):
         model: str = "demo_cnn",
         num_classes: int = 10,
         checkpoint: Optional[str] = None,
+        pretrained: Optional[str] = None,
         model_overrides: Optional[Dict[str, Any]] = None,
         frontend_overrides: Optional[Dict[str, Any]] = None,
         lr: float = 1e-3,
         weight_decay: float = 0.0,
         warmup_epochs: int = 0,
+        rampdown_start: int = 0,
+        rampdown_epochs: int = 0,
+        last_lr_factor: float = 1.0,
         mixup_alpha: float = 0.0,
+        wavmix_p: float = 0.0,
+        roll_samples: int = 0,
+        gain_db: float = 0.0,
+        kd_lambda: float = 0.1,
+        kd_temperature: float = 1.0,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.frontend = create_frontend(model, **(frontend_overrides or {}))
         self.model = create_model(model, num_classes=num_classes, **(model_overrides or {}))
-        if checkpoint is not None:
-            self._load_backbone(checkpoint)
+        if checkpoint is not None and pretrained is not None:
+            raise ValueError("pass either checkpoint or pretrained, not both")
+        if checkpoint is not None or pretrained is not None:
+            self._load_backbone(checkpoint, pretrained)
+        self.roll = Roll(roll_samples)
+        self.gain = Gain(gain_db)
+        self.wavmix = WaveformMix(p=wavmix_p)
         self.loss = nn.BCEWithLogitsLoss()
+        self.kd_loss = BCEDistillationLoss(kd_lambda, kd_temperature)
         self.metrics = nn.ModuleDict({
             stage: nn.ModuleDict({
                 "mAP": MultilabelAveragePrecision(num_labels=num_classes, average="macro"),
@@ -55,20 +88,22 @@ class AudioTagging(pl.LightningModule):
             for stage in ("val", "test")
         })
 
-    def _load_backbone(self, checkpoint: str) -> None:
-        from models.registry import get_entry, read_state_dict
-
-        state = read_state_dict(checkpoint)
-        entry = get_entry(self.hparams.model)
-        if entry.state_dict_filter is not None:
-            state = entry.state_dict_filter(state)
+    def _load_backbone(self, checkpoint: Optional[str], pretrained: Optional[str]) -> None:
+        if pretrained is not None:
+            source = create_model(pretrained, pretrained=True)
+            state, origin = source.state_dict(), f"published weights of {pretrained!r}"
+        else:
+            entry = get_entry(self.hparams.model)
+            state, origin = read_state_dict(checkpoint), checkpoint
+            if entry.state_dict_filter is not None:
+                state = entry.state_dict_filter(state)
         own = self.model.state_dict()
         mismatched = [k for k, v in state.items() if k in own and own[k].shape != v.shape]
         for key in mismatched:  # a new head for a new label set
             del state[key]
         missing, unexpected = self.model.load_state_dict(state, strict=False)
         if unexpected or set(missing) - set(mismatched):
-            raise ValueError(f"{checkpoint}: keys do not match {self.hparams.model} "
+            raise ValueError(f"{origin}: keys do not match {self.hparams.model} "
                              f"(missing {sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]})")
 
     def forward(self, audio: torch.Tensor) -> torch.Tensor:
@@ -83,28 +118,42 @@ class AudioTagging(pl.LightningModule):
             raise ValueError(f"model {self.hparams.model!r} expects {expected} Hz audio, data.sample_rate is {data_rate}")
 
     def on_train_epoch_start(self) -> None:
-        datamodule = getattr(self.trainer, "datamodule", None)
-        dataset = getattr(datamodule, "_datasets", {}).get("train")
+        dataset = getattr(getattr(self.trainer, "datamodule", None), "_datasets", {}).get("train")
         if hasattr(dataset, "set_epoch"):
             dataset.set_epoch(self.current_epoch)
 
-    def _mixup(self, spec: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        alpha = self.hparams.mixup_alpha
-        lam = torch.distributions.Beta(alpha, alpha).sample((spec.shape[0],)).to(spec.device)
-        lam = torch.maximum(lam, 1 - lam)
-        perm = torch.randperm(spec.shape[0], device=spec.device)
-        mix = lambda x: lam.view(-1, *[1] * (x.dim() - 1)) * x + (1 - lam.view(-1, *[1] * (x.dim() - 1))) * x[perm]
-        return mix(spec), mix(target)
+    def _train_inputs(self, batch: Dict[str, Any]) -> tuple:
+        """Augmented spectrograms, label targets, teacher targets (or None) and KD weights, mixed consistently."""
+        wave = self.gain(self.roll(batch["audio"]))
+        target = batch["target"].float()
+        teacher = self.kd_loss.teacher_targets(batch["teacher"]) if "teacher" in batch else None
+        kd_weight = batch.get("teacher_weight")
+        wave, mixed = self.wavmix(wave)
+        spec = self.frontend(wave)
+        if mixed is None and self.hparams.mixup_alpha > 0:
+            mixed = draw_mix(spec.shape[0], self.hparams.mixup_alpha, spec.device)
+            spec = mix(spec, *mixed)
+        if mixed is not None:
+            target = mix(target, *mixed)
+            if teacher is not None:
+                teacher, kd_weight = mix(teacher, *mixed), kd_weight * kd_weight[mixed[1]]
+        return spec, target, teacher, kd_weight
 
     def _shared_step(self, batch: Dict[str, Any], stage: str) -> torch.Tensor:
-        spec = self.frontend(batch["audio"])
-        target = batch["target"]
-        if stage == "train" and self.hparams.mixup_alpha > 0:
-            spec, target = self._mixup(spec, target)
+        if stage == "train":
+            spec, target, teacher, kd_weight = self._train_inputs(batch)
+        else:
+            spec, target, teacher, kd_weight = self.frontend(batch["audio"]), batch["target"].float(), None, None
         logits, _ = self.model(spec)
-        loss = self.loss(logits, target)
+        batch_size = spec.shape[0]
+        if teacher is not None:
+            terms = self.kd_loss.components(logits, target, kd_weight=kd_weight, teacher_probs=teacher)
+            loss = terms["loss"]
+            self.log(f"{stage}/distillation_loss", terms["distillation_loss"], batch_size=batch_size)
+        else:
+            loss = self.loss(logits, target)
         self.log(f"{stage}/loss", loss, prog_bar=stage == "train", on_step=stage == "train", on_epoch=True,
-                 batch_size=spec.shape[0], sync_dist=stage != "train")
+                 batch_size=batch_size, sync_dist=stage != "train")
         if stage in self.metrics:
             for metric in self.metrics[stage].values():
                 metric.update(logits.float(), batch["target"].long())
@@ -123,7 +172,7 @@ class AudioTagging(pl.LightningModule):
         for name, metric in self.metrics[stage].items():
             value = metric.compute()
             self.log(f"{stage}/{name}", value, prog_bar=name == "mAP")
-            if name == "auroc":
+            if name == "auroc":  # d' = sqrt(2) * Phi^-1(AUC)
                 self.log(f"{stage}/d_prime", math.sqrt(2.0) * torch.special.ndtri(value.clamp(1e-6, 1 - 1e-6)))
             metric.reset()
 
@@ -137,9 +186,11 @@ class AudioTagging(pl.LightningModule):
         return {"name": list(batch["name"]), "probs": torch.sigmoid(self(batch["audio"])).cpu()}
 
     def configure_optimizers(self) -> Any:
-        optimizer = torch.optim.Adam(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
-        warmup = self.hparams.warmup_epochs
-        if warmup <= 0:
+        hp = self.hparams
+        optimizer = torch.optim.Adam(self.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
+        if hp.warmup_epochs <= 0 and hp.rampdown_epochs <= 0:
             return optimizer
-        schedule = lambda epoch: math.exp(-5.0 * (1.0 - epoch / warmup) ** 2) if epoch < warmup else 1.0
+        rampdown_start = hp.rampdown_start if hp.rampdown_epochs > 0 else 10**9
+        schedule = lambda epoch: exp_warmup_linear_down(epoch, hp.warmup_epochs, rampdown_start,
+                                                        max(1, hp.rampdown_epochs), hp.last_lr_factor)
         return {"optimizer": optimizer, "lr_scheduler": torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)}
