@@ -51,6 +51,10 @@ class ClipDataset(Dataset):
     def __len__(self) -> int:
         return len(self.h5)
 
+    def weak_targets(self):
+        """(N, C) boolean labels of every clip (for samplers)."""
+        return self.h5.weak_targets()
+
     def __getitem__(self, index: int) -> Dict[str, Any]:
         rng = np.random.default_rng([self.seed, self.epoch, int(index)]) if self.random_crop else None
         wave = self.h5.waveform(index, self.sample_rate, self.length, rng)

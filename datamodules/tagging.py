@@ -1,10 +1,12 @@
 """Audio tagging data: clips of HDF5 files with weak multi-hot targets."""
 from __future__ import annotations
 
-from typing import List, Optional
+from typing import List, Optional, Union
+
+import numpy as np
 
 import pytorch_lightning as pl
-from torch.utils.data import DataLoader
+from torch.utils.data import ConcatDataset, DataLoader
 
 from datamodules.datasets import ClipDataset
 from datamodules.h5format import AudioH5
@@ -16,7 +18,7 @@ class TaggingDataModule(pl.LightningDataModule):
     """Train/val/test/predict splits, each one HDF5 file in the sonolab (or community AudioSet) format.
 
     Args:
-        train_h5: Training file.
+        train_h5: Training file, or several (e.g. AudioSet balanced + unbalanced) read as one set.
         val_h5: Validation file.
         test_h5: Test file.
         predict_h5: File to predict (defaults to ``test_h5``).
@@ -35,7 +37,7 @@ class TaggingDataModule(pl.LightningDataModule):
 
     def __init__(
         self,
-        train_h5: Optional[str] = None,
+        train_h5: Optional[Union[str, List[str]]] = None,
         val_h5: Optional[str] = None,
         test_h5: Optional[str] = None,
         predict_h5: Optional[str] = None,
@@ -53,7 +55,8 @@ class TaggingDataModule(pl.LightningDataModule):
         # num_classes is the task's hyper-parameter (linked from here); saving it twice would clash in the logger
         self.save_hyperparameters(ignore=["num_classes"])
         self._datasets: dict = {}
-        reference = next((p for p in (train_h5, val_h5, test_h5, predict_h5) if p), None)
+        first_train = train_h5[0] if isinstance(train_h5, (list, tuple)) and train_h5 else train_h5
+        reference = next((p for p in (first_train, val_h5, test_h5, predict_h5) if p), None)
         if reference is None:
             raise ValueError("TaggingDataModule needs at least one of train_h5, val_h5, test_h5, predict_h5")
         header = AudioH5(reference, num_classes=num_classes)
@@ -68,15 +71,20 @@ class TaggingDataModule(pl.LightningDataModule):
         """Number of weak classes (linked into the task's ``num_classes``)."""
         return len(self.class_names)
 
-    def _dataset(self, split: str) -> ClipDataset:
+    def _dataset(self, split: str) -> Union[ClipDataset, "ClipConcat"]:
         if split not in self._datasets:
             path = getattr(self.hparams, f"{split}_h5") or (self.hparams.test_h5 if split == "predict" else None)
-            if path is None:
+            if not path:
                 raise ValueError(f"no {split}_h5 file configured for the {split} stage")
-            self._datasets[split] = ClipDataset(
-                path, self.hparams.sample_rate, self.hparams.clip_seconds, random_crop=split == "train",
-                seed=self.hparams.seed, num_classes=self.num_classes,
-            )
+            parts = [
+                ClipDataset(p, self.hparams.sample_rate, self.hparams.clip_seconds, random_crop=split == "train",
+                            seed=self.hparams.seed, num_classes=self.num_classes)
+                for p in ([path] if isinstance(path, str) else path)
+            ]
+            for part in parts[1:]:
+                if part.h5.class_names != parts[0].h5.class_names:
+                    raise ValueError(f"{part.h5.path} and {parts[0].h5.path} have different class names")
+            self._datasets[split] = parts[0] if len(parts) == 1 else ClipConcat(parts)
         return self._datasets[split]
 
     def _loader(self, split: str) -> DataLoader:
@@ -92,7 +100,7 @@ class TaggingDataModule(pl.LightningDataModule):
     def _balanced_sampler(self, dataset: ClipDataset) -> DistributedWeightedSampler:
         trainer = self.trainer
         return DistributedWeightedSampler(
-            class_balanced_weights(dataset.h5.weak_targets()), self.hparams.samples_per_epoch,
+            class_balanced_weights(dataset.weak_targets()), self.hparams.samples_per_epoch,
             num_replicas=trainer.world_size if trainer else 1, rank=trainer.global_rank if trainer else 0,
             seed=self.hparams.seed,
         )
@@ -114,3 +122,14 @@ class TaggingDataModule(pl.LightningDataModule):
 
     def predict_dataloader(self) -> DataLoader:
         return self._loader("predict")
+
+
+class ClipConcat(ConcatDataset):
+    """Several :class:`ClipDataset` read as one (rows in file order)."""
+
+    def set_epoch(self, epoch: int) -> None:
+        for part in self.datasets:
+            part.set_epoch(epoch)
+
+    def weak_targets(self) -> np.ndarray:
+        return np.concatenate([part.h5.weak_targets() for part in self.datasets])

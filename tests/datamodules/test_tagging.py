@@ -48,3 +48,11 @@ def test_missing_configuration_and_files_are_clear_errors(tone_h5_dir, tmp_path)
     dm = TaggingDataModule(train_h5=f"{tone_h5_dir}/train.h5", num_workers=0)
     with pytest.raises(ValueError, match="no val_h5"):
         dm.val_dataloader()
+
+
+def test_several_training_files_read_as_one_balanced_set(tone_h5_dir):
+    dm = TaggingDataModule(train_h5=[f"{tone_h5_dir}/train.h5", f"{tone_h5_dir}/val.h5"], clip_seconds=0.1,
+                           batch_size=8, num_workers=0, balanced_sampling=True, samples_per_epoch=40)
+    loader = dm.train_dataloader()
+    assert len(loader.dataset) == 64 and loader.dataset.weak_targets().shape == (64, 4)
+    assert len(loader.sampler) == 40 and max(loader.sampler) < 64
