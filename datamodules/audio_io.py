@@ -81,19 +81,26 @@ def decode_audio(data: np.ndarray | bytes, codec: str, sample_rate: int | None =
     raw = data.tobytes() if isinstance(data, np.ndarray) else bytes(data)
     if not raw:
         raise AudioDecodeError(f"empty {codec} bytes")
+    # PyAV ignores the Ogg end trim (last granule position): Vorbis comes out up to a block too long or short,
+    # so ogg goes to libvorbis (soundfile) first. Everything else: PyAV first, soundfile gets the second word.
+    first, second = (_decode_soundfile, _decode_pyav) if codec == "ogg" else (_decode_pyav, _decode_soundfile)
     try:
-        wave, rate = _decode_pyav(raw)
-    except Exception:  # PyAV raises many error types; soundfile gets the second word
+        wave, rate = first(raw)
+    except Exception:  # decoders raise many error types
         try:
-            import soundfile as sf
-
-            wave, rate = sf.read(io.BytesIO(raw), dtype="float32", always_2d=False)
-            wave = to_mono_float32(wave)
+            wave, rate = second(raw)
         except Exception as err:
             raise AudioDecodeError(f"cannot decode {len(raw)} bytes as {codec}: {err}") from err
     if wave.size == 0:
         raise AudioDecodeError(f"{codec} bytes decode to no samples")
     return wave, int(rate)
+
+
+def _decode_soundfile(raw: bytes) -> Tuple[np.ndarray, int]:
+    import soundfile as sf
+
+    wave, rate = sf.read(io.BytesIO(raw), dtype="float32", always_2d=False)
+    return to_mono_float32(wave), rate
 
 
 def _decode_pyav(raw: bytes) -> Tuple[np.ndarray, int]:
@@ -120,9 +127,16 @@ def read_audio_file(path: str) -> Tuple[np.ndarray, int]:
 
         wave, rate = sf.read(path, dtype="float32", always_2d=False)
         wave = to_mono_float32(wave)
-    except Exception:
+    except Exception as sf_err:
         with open(path, "rb") as f:
-            wave, rate = decode_audio(f.read(), codec=path.rsplit(".", 1)[-1].lower())
+            raw = f.read()
+        if not raw:
+            raise AudioDecodeError(f"{path}: empty file") from None
+        try:
+            wave, rate = decode_audio(raw, codec=path.rsplit(".", 1)[-1].lower())
+        except AudioDecodeError as err:
+            # soundfile's message names the file and the reason; the fallback's names only an in-memory buffer.
+            raise AudioDecodeError(f"{path}: unreadable audio ({sf_err})") from err
     if wave.size == 0:
         raise AudioDecodeError(f"{path}: no samples")
     if not np.all(np.isfinite(wave)):
