@@ -3,9 +3,11 @@
     sonolab fit --config configs/demo/tagging.yaml
     sonolab pack --audio-dir DIR --labels TABLE.tsv --out OUT.h5
     sonolab demo-data --seed 0 --out demo_data
+    sonolab asc-pack --tau-dir TAU22_DIR --out-dir data/tau22
     sonolab complexity mn10_as --json
     sonolab sed-eval --scores DIR --ground-truth TSV --durations TSV
     sonolab models [PATTERN]
+    sonolab embed --model mn10_as --checkpoint W.pt --h5 clips.h5 --out emb.h5 [--timestamps]
     sonolab demo --config configs/demo/tagging.yaml    (fit, then test and predict with the best checkpoint)
 """
 from __future__ import annotations
@@ -25,6 +27,8 @@ TOOLS: Dict[str, str] = {
     "sed-eval": "metrics.sed.cli:main",
     "models": "experiments.cli:list_models_main",
     "demo": "experiments.demo:main",
+    "embed": "experiments.embed:main",
+    "asc-pack": "datamodules.asc:main",
 }
 
 
@@ -49,7 +53,9 @@ def run_lightning_cli(args: Optional[List[str]] = None, run: bool = True):
     from pytorch_lightning import LightningDataModule, LightningModule
     from pytorch_lightning.cli import LightningCLI
 
+    import datamodules.asc  # noqa: F401
     import datamodules.tagging  # noqa: F401  (subclasses must be importable for class_path resolution)
+    import experiments.asc  # noqa: F401
     import experiments.tagging  # noqa: F401
 
     class SonolabCLI(LightningCLI):
