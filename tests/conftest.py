@@ -38,3 +38,29 @@ def tone_h5_dir(tmp_path_factory) -> str:
     for split, n, seed in (("train", 48, 0), ("val", 16, 1), ("test", 16, 2)):
         write_tone_h5(str(root / f"{split}.h5"), n, seed)
     return str(root)
+
+
+@pytest.fixture(scope="session")
+def demo_data(tmp_path_factory):
+    """The full demo data set (``sonolab demo-data --seed 0``), generated once per test session: (root, summary)."""
+    from datamodules.demo_data import generate
+
+    out = tmp_path_factory.mktemp("demo")
+    return str(out), generate(str(out), seed=0, workers=2)
+
+
+@pytest.fixture(scope="session")
+def demo_scenes(demo_data) -> str:
+    """Root of the demo data, for the acoustic scene tests (``scenes/``, ``scenes_{train,test}.h5``, ``dirs/``)."""
+    return demo_data[0]
+
+
+@pytest.fixture
+def one_thread():
+    """Runs a test with one torch thread: small CPU fits are much faster than with threads fighting for 2 cores."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

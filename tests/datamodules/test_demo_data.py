@@ -23,10 +23,8 @@ def _rows(path):
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    out = tmp_path_factory.mktemp("demo")
-    summary = generate(str(out), seed=0, workers=2)
-    return str(out), summary
+def demo(demo_data):
+    return demo_data
 
 
 def test_event_layout_and_counts(demo):

@@ -63,3 +63,26 @@ def test_tiny_fit_with_distillation_lowers_the_loss(tone_h5_dir, tmp_path):
     trainer.fit(task, datamodule=dm)
     assert losses[-1] < 0.8 * losses[0], losses
     assert float(trainer.callback_metrics["val/mAP"]) > 0.6
+
+
+def test_demo_config_on_demo_data_lowers_the_loss(demo_data, tmp_path):
+    import os
+
+    from experiments.cli import run_lightning_cli
+
+    root, _ = demo_data
+    config = os.path.join(os.path.dirname(__file__), "..", "..", "configs", "demo", "tagging.yaml")
+    cli = run_lightning_cli(["--config", config, *[f"--data.init_args.{s}_h5={root}/events_{s}.h5" for s in
+                             ("train", "val", "test")], "--data.init_args.num_workers=0", "--trainer.max_epochs=4",
+                             "--trainer.limit_train_batches=4", "--trainer.limit_val_batches=1",
+                             f"--trainer.logger.init_args.save_dir={tmp_path}"], run=False)
+    losses = []
+
+    class Record(pl.Callback):
+        def on_train_epoch_end(self, trainer, module):
+            losses.append(float(trainer.callback_metrics["train/loss_epoch"]))
+
+    cli.trainer.callbacks.append(Record())
+    cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+    assert cli.model.hparams.num_classes == 8
+    assert losses[-1] < losses[0], losses
