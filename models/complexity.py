@@ -106,6 +106,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("name", help="catalogue model name (`sonolab models` lists them)")
     parser.add_argument("--input-shape", help="B,C,F,T (default: the shape the paper quotes)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--gate", choices=["fp32", "fp16", "int8"],
+                        help="DCASE Task 1 gate: parameter memory at this deployed precision <= 128,000 B and "
+                             "MACs per clip <= 30,000,000; exits 1 with the reason when a limit is exceeded")
     args = parser.parse_args(argv)
     if args.name not in list_models():
         parser.error(f"unknown model {args.name!r}; `sonolab models` lists the catalogue")
@@ -114,9 +117,20 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as err:
         parser.error(str(err))
     result = complexity(args.name, shape)
+    if args.gate:
+        from callbacks.complexity_gate import check_complexity
+        from models.registry import create_model, get_entry
+
+        report = check_complexity(create_model(args.name), shape or get_entry(args.name).input_shape, args.gate,
+                                  name=args.name, convention=result["macs_convention"], raise_on_violation=False)
+        result.update(precision=args.gate, param_bytes=report.param_bytes, violations=report.violations)
     if args.json:
         print(json.dumps(result))
     else:
         print(f"{result['model']}: {result['params']:,} params, {result['macs']:,} MACs "
               f"({result['macs'] / 1e9:.4f} G, {result['macs_convention']} convention) at input {result['input_shape']}")
-    return 0
+        if args.gate:
+            print(f"parameter memory at {args.gate}: {result['param_bytes']:,} B")
+            for violation in result["violations"]:
+                print(f"GATE FAILED: {violation}")
+    return 1 if args.gate and result["violations"] else 0

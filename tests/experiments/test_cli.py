@@ -98,3 +98,13 @@ def test_complexity_command_rejects_bad_input(capsys):
     with pytest.raises(SystemExit):
         main(["complexity", "demo_cnn", "--input-shape", "1,x"])
     assert "--input-shape" in capsys.readouterr().err
+
+
+def test_complexity_gate_command(capsys):
+    assert main(["complexity", "cp_mobile_dcase24", "--gate", "fp16", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert (result["params"], result["macs"], result["param_bytes"]) == (61148, 29419156, 122296)
+    assert result["violations"] == []
+    assert main(["complexity", "cp_mobile_grn_dcase23", "--gate", "fp16"]) == 1
+    assert "GATE FAILED: parameter memory 253,904 B" in capsys.readouterr().out
+    assert main(["complexity", "cp_mobile_grn_dcase23", "--gate", "int8"]) == 0
