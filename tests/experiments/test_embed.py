@@ -30,7 +30,7 @@ def test_scene_and_timestamp_embeddings_per_clip(clips, tmp_path):
 
 def test_resume_skips_finished_chunks_and_npz_output(clips, tmp_path, monkeypatch):
     out = str(tmp_path / "emb.npz")
-    main(["embed", "--model", "mn04_as", "--h5", clips, "--out", out, "--chunk-size", "2", "--recipe", "final"])
+    main(["embed", "--model", "mn04_as", "--h5", clips, "--out", out, "--chunk-size", "2", "--recipe", "mel"])
     reference = np.load(out, allow_pickle=True)["scene"]
     os.makedirs(out + ".parts")
     # a finished chunk from an interrupted run is reused, not recomputed
@@ -41,7 +41,7 @@ def test_resume_skips_finished_chunks_and_npz_output(clips, tmp_path, monkeypatc
     monkeypatch.setattr(embed, "_embed_chunk", lambda *a: calls.append(a[3]) or original(*a))
     embed._save_chunk(out + ".parts", 0, ["clip_0000.wav", "clip_0001.wav"], list(reference[:2]), [], [], [])
     os.remove(out)
-    main(["embed", "--model", "mn04_as", "--h5", clips, "--out", out, "--chunk-size", "2", "--recipe", "final"])
+    main(["embed", "--model", "mn04_as", "--h5", clips, "--out", out, "--chunk-size", "2", "--recipe", "mel"])
     assert [list(r) for r in calls] == [[2, 3], [4]]
     np.testing.assert_allclose(np.load(out, allow_pickle=True)["scene"], reference, rtol=1e-5, atol=1e-6)
 
