@@ -47,14 +47,17 @@ TRAIN_FILE, TEST_FILE = "tau_train.h5", "tau_test.h5"
 # TAU layout -> HDF5
 # ---------------------------------------------------------------------------------------------------------------
 def parse_tau_filename(filename: str) -> Dict[str, str]:
-    """Fields of ``audio/<scene>-<city>-<location>-<segment>-<snippet>-<device>.wav``.
+    """Fields of ``audio/<scene>-<city>-<location>-<segment>-<snippet>-<device>.wav`` (TAU22; TAU20 file names lack
+    the snippet and get ``snippet=""``).
 
     Scene names contain underscores, never '-', so splitting on '-' is unambiguous.
     """
     stem = os.path.splitext(os.path.basename(filename))[0]
     parts = stem.split("-")
+    if len(parts) == 5:
+        parts = parts[:4] + [""] + parts[4:]
     if len(parts) != 6:
-        raise ValueError(f"{filename!r} is not a TAU file name <scene>-<city>-<location>-<segment>-<snippet>-<device>")
+        raise ValueError(f"{filename!r} is not a TAU file name <scene>-<city>-<location>-<segment>[-<snippet>]-<device>")
     keys = ("scene", "city", "location", "segment", "snippet", "device")
     return dict(zip(keys, parts))
 

@@ -12,6 +12,9 @@ Row-aligned datasets (N = number of clips):
 Ragged data as CSR groups (``index`` has N+1 offsets, rows of clip i are ``index[i]:index[i+1]``):
     events/{onset, offset, class, confidence, index}   strong events; confidence 1.0 for hard labels
     captions/{text, index}                             several captions per clip
+Optional soft labels (OpenMIC), added to a packed file by :func:`attach_soft_labels`:
+    soft_target  float16 (N, C)                label confidences in [0, 1]
+    target_mask  uint8 (N, ceil(C/8))          packbits of which labels are known (the others are ignored)
 File attributes: format ("sonolab-audio"), format_version, sample_rate, codec, class_names, scene_names,
 device_names, city_names.
 """
@@ -186,6 +189,8 @@ class AudioH5:
             self._captions = (
                 (_str_list(f["captions"]["text"][()]), f["captions"]["index"][()]) if "captions" in f else None
             )
+            self._soft = f["soft_target"][()] if "soft_target" in f else None
+            self._mask = f["target_mask"][()] if "target_mask" in f else None
         if num_classes is None:
             num_classes = len(self.class_names) or (8 * self._target.shape[1] if self._target is not None else 0)
         elif self.class_names and num_classes != len(self.class_names):
@@ -249,6 +254,18 @@ class AudioH5:
             raise ValueError(f"{self.path} has no 'target' dataset")
         return np.unpackbits(self._target, axis=1)[:, : self.num_classes].astype(bool)
 
+    @property
+    def has_soft_targets(self) -> bool:
+        """Whether the file carries soft labels and a label mask (:func:`attach_soft_labels`)."""
+        return self._soft is not None and self._mask is not None
+
+    def soft_target(self, i: int) -> Tuple[np.ndarray, np.ndarray]:
+        """(num_classes,) float32 confidences and (num_classes,) bool mask of known labels of row ``i``."""
+        if not self.has_soft_targets:
+            raise ValueError(f"{self.path} has no 'soft_target'/'target_mask' datasets")
+        known = np.unpackbits(self._mask[i])[: self.num_classes].astype(bool)
+        return self._soft[i].astype(np.float32), known
+
     def has_events(self) -> bool:
         return self._events is not None and len(self._events["index"]) == len(self) + 1
 
@@ -277,3 +294,50 @@ class AudioH5:
             return []
         text, index = self._captions
         return text[index[i] : index[i + 1]]
+
+
+def attach_soft_labels(path: str, names: Sequence[str], soft: np.ndarray, mask: np.ndarray) -> None:
+    """Adds soft labels and a label mask (OpenMIC's ``Y_true``/``Y_mask``) to a packed file, matched by clip id.
+
+    Also rewrites ``target`` as the hard labels ``soft > 0.5`` of the known entries, so that samplers and readers
+    of weak targets agree with the soft ones.
+
+    Args:
+        path: A file written by :func:`write_h5` (opened for appending).
+        names: Clip ids of the rows of ``soft``/``mask``; every clip of the file must be among them.
+        soft: (M, C) confidences in [0, 1].
+        mask: (M, C) booleans: which entries of ``soft`` are known.
+
+    Raises:
+        ValueError: Shapes disagree, values outside [0, 1], or a clip of the file has no row.
+    """
+    soft, mask = np.asarray(soft, dtype=np.float32), np.asarray(mask, dtype=bool)
+    if soft.ndim != 2 or soft.shape != mask.shape or soft.shape[0] != len(names):
+        raise ValueError(f"soft {soft.shape} and mask {mask.shape} must both be ({len(names)}, C)")
+    if soft.size and (np.nanmin(soft) < 0 or np.nanmax(soft) > 1 or np.isnan(soft).any()):
+        raise ValueError("soft labels must lie in [0, 1]")
+    row = {n: i for i, n in enumerate(names)}
+    with h5py.File(path, "a") as f:
+        file_names = [n.decode("utf-8") for n in f["audio_name"][()]]
+        n_classes = len(_str_list(f.attrs.get("class_names")))
+        if n_classes != soft.shape[1]:
+            raise ValueError(f"{path} has {n_classes} classes, soft labels have {soft.shape[1]}")
+        missing = [n for n in file_names if n not in row]
+        if missing:
+            raise ValueError(f"{path}: no soft labels for {len(missing)} clips, e.g. {missing[:3]}")
+        order = np.array([row[n] for n in file_names], dtype=np.int64)
+        soft, mask = soft[order], mask[order]
+        width = max(1, (n_classes + 7) // 8)
+        pad = max(8, n_classes)
+
+        def packed(flags: np.ndarray) -> np.ndarray:
+            full = np.zeros((len(flags), pad), dtype=bool)
+            full[:, :n_classes] = flags
+            return np.packbits(full, axis=1)[:, :width]
+
+        for key in ("soft_target", "target_mask"):
+            if key in f:
+                del f[key]
+        f.create_dataset("soft_target", data=soft.astype(np.float16))
+        f.create_dataset("target_mask", data=packed(mask))
+        f["target"][...] = packed(mask & (soft > 0.5))

@@ -1,7 +1,7 @@
 """Audio tagging data: clips of HDF5 files with weak multi-hot targets."""
 from __future__ import annotations
 
-from typing import List, Optional, Union
+from typing import List, Literal, Optional, Union
 
 import numpy as np
 
@@ -33,6 +33,11 @@ class TaggingDataModule(pl.LightningDataModule):
         samples_per_epoch: Draws per epoch of the balanced sampler (100,000 for AudioSet).
         teacher_logits: HDF5 of teacher logits keyed by clip id; training batches then carry ``teacher`` and
             ``teacher_weight`` (0 for clips without a teacher row).
+        folds_h5: Cross-validation folds, one file each (ESC-50: five). Training uses every fold but ``fold``,
+            validation and test use ``fold``; ``train_h5``/``val_h5``/``test_h5`` must then be left unset.
+        fold: The held-out fold, 1-based.
+        label: ``"weak"``: the files' weak (or soft) labels; ``"scene"``: one-hot scene labels of TAU files
+            (DCASE'20 scene classification with the tagging task).
     """
 
     def __init__(
@@ -50,17 +55,25 @@ class TaggingDataModule(pl.LightningDataModule):
         balanced_sampling: bool = False,
         samples_per_epoch: int = 100_000,
         teacher_logits: Optional[str] = None,
+        folds_h5: Optional[List[str]] = None,
+        fold: int = 1,
+        label: Literal["weak", "scene"] = "weak",
     ) -> None:
         super().__init__()
         # num_classes is the task's hyper-parameter (linked from here); saving it twice would clash in the logger
         self.save_hyperparameters(ignore=["num_classes"])
+        self._splits = _split_files(train_h5, val_h5, test_h5, predict_h5, folds_h5, fold)
+        train_h5, val_h5, test_h5, predict_h5 = (self._splits[k] for k in ("train", "val", "test", "predict"))
         self._datasets: dict = {}
         first_train = train_h5[0] if isinstance(train_h5, (list, tuple)) and train_h5 else train_h5
         reference = next((p for p in (first_train, val_h5, test_h5, predict_h5) if p), None)
         if reference is None:
             raise ValueError("TaggingDataModule needs at least one of train_h5, val_h5, test_h5, predict_h5")
-        header = AudioH5(reference, num_classes=num_classes)
-        self.class_names: List[str] = header.class_names or [str(i) for i in range(header.num_classes)]
+        if label == "scene":
+            self.class_names: List[str] = ClipDataset(reference, sample_rate, clip_seconds, label="scene").class_names
+        else:
+            header = AudioH5(reference, num_classes=num_classes)
+            self.class_names = header.class_names or [str(i) for i in range(header.num_classes)]
         self.teacher = TeacherLogits(teacher_logits) if teacher_logits else None
         if self.teacher is not None and self.teacher.shape != (self.num_classes,):
             raise ValueError(f"teacher logits in {teacher_logits!r} have shape {self.teacher.shape}, expected "
@@ -73,16 +86,16 @@ class TaggingDataModule(pl.LightningDataModule):
 
     def _dataset(self, split: str) -> Union[ClipDataset, "ClipConcat"]:
         if split not in self._datasets:
-            path = getattr(self.hparams, f"{split}_h5") or (self.hparams.test_h5 if split == "predict" else None)
+            path = self._splits[split]
             if not path:
                 raise ValueError(f"no {split}_h5 file configured for the {split} stage")
             parts = [
                 ClipDataset(p, self.hparams.sample_rate, self.hparams.clip_seconds, random_crop=split == "train",
-                            seed=self.hparams.seed, num_classes=self.num_classes)
+                            seed=self.hparams.seed, num_classes=self.num_classes, label=self.hparams.label)
                 for p in ([path] if isinstance(path, str) else path)
             ]
             for part in parts[1:]:
-                if part.h5.class_names != parts[0].h5.class_names:
+                if part.class_names != parts[0].class_names:
                     raise ValueError(f"{part.h5.path} and {parts[0].h5.path} have different class names")
             self._datasets[split] = parts[0] if len(parts) == 1 else ClipConcat(parts)
         return self._datasets[split]
@@ -124,6 +137,18 @@ class TaggingDataModule(pl.LightningDataModule):
         return self._loader("predict")
 
 
+def _split_files(train_h5, val_h5, test_h5, predict_h5, folds_h5, fold) -> dict:
+    """The file(s) of every stage, from explicit paths or from cross-validation folds."""
+    if folds_h5:
+        if train_h5 or val_h5 or test_h5:
+            raise ValueError("give either folds_h5 or train_h5/val_h5/test_h5, not both")
+        if not 1 <= fold <= len(folds_h5):
+            raise ValueError(f"fold must lie in 1..{len(folds_h5)} (one per folds_h5 file), got {fold}")
+        train_h5 = [p for k, p in enumerate(folds_h5, start=1) if k != fold]
+        val_h5 = test_h5 = folds_h5[fold - 1]
+    return {"train": train_h5, "val": val_h5, "test": test_h5, "predict": predict_h5 or test_h5}
+
+
 class ClipConcat(ConcatDataset):
     """Several :class:`ClipDataset` read as one (rows in file order)."""
 
@@ -132,4 +157,4 @@ class ClipConcat(ConcatDataset):
             part.set_epoch(epoch)
 
     def weak_targets(self) -> np.ndarray:
-        return np.concatenate([part.h5.weak_targets() for part in self.datasets])
+        return np.concatenate([part.weak_targets() for part in self.datasets])

@@ -4,6 +4,7 @@
     sonolab pack --audio-dir DIR --labels TABLE.tsv --out OUT.h5
     sonolab demo-data --seed 0 --out demo_data
     sonolab asc-pack --tau-dir TAU22_DIR --out-dir data/tau22
+    sonolab downstream-pack esc50 --root ESC-50-master --out-dir data/esc50   (also openmic, tau20)
     sonolab complexity mn10_as --json
     sonolab sed-eval --scores DIR --ground-truth TSV --durations TSV
     sonolab models [PATTERN]
@@ -29,6 +30,8 @@ TOOLS: Dict[str, str] = {
     "demo": "experiments.demo:main",
     "embed": "experiments.embed:main",
     "asc-pack": "datamodules.asc:main",
+    "sed-pack": "datamodules.sed.packing:main",
+    "downstream-pack": "datamodules.downstream:main",
 }
 
 

@@ -1,27 +1,39 @@
-"""Audio tagging: a catalogue model on its catalogue frontend, BCE on weak labels, optional teacher distillation."""
+"""Audio tagging and clip classification: a catalogue model on its catalogue frontend, BCE on weak labels (or CE on
+single labels, or masked BCE on soft labels), optional teacher distillation."""
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Literal, Optional
 
 import pytorch_lightning as pl
 import torch
+import torch.nn.functional as F
 from torch import nn
-from torchmetrics.classification import MultilabelAUROC, MultilabelAveragePrecision
+from torchmetrics.classification import MulticlassAccuracy, MultilabelAUROC, MultilabelAveragePrecision
 
 from datamodules.augment.mixing import WaveformMix, draw_mix, mix
 from datamodules.augment.waveform import Gain, Roll
 from experiments.schedules import exp_warmup_linear_down
 from losses.bce_distillation import BCEDistillationLoss
+from losses.masked_bce import masked_bce
 from models import create_frontend, create_model
 from models.registry import get_entry, read_state_dict
 
 
 class AudioTagging(pl.LightningModule):
-    """Multi-label tagging of clips (AudioSet, FSD50K, the demo data) as in EfficientAT.
+    """Tagging and classification of clips as in EfficientAT (AudioSet, FSD50K, ESC-50, OpenMIC, DCASE'20 ASC).
 
-    Training batches may carry ``teacher`` logits and a ``teacher_weight`` (see ``TaggingDataModule``); then the loss
-    is ``kd_lambda * BCE(labels) + (1 - kd_lambda) * BCE(sigmoid(teacher / T))``, mixup-consistent.
+    Losses (``loss``): ``"bce"`` on multi-hot labels (tagging); ``"ce"`` on single labels (ESC-50, scenes; every clip
+    must have exactly one positive, mixup gives soft targets); ``"masked_bce"`` on soft labels where the batch's
+    ``mask`` says which labels are known (OpenMIC), averaged over the known entries.
+
+    With ``"bce"``, training batches may carry ``teacher`` logits and a ``teacher_weight`` (see
+    ``TaggingDataModule``); then the loss is ``kd_lambda * BCE(labels) + (1 - kd_lambda) * BCE(sigmoid(teacher / T))``,
+    mixup-consistent.
+
+    Metrics: ``{stage}/mAP`` and ``{stage}/auroc`` (macro, over known labels only: soft labels count as positive
+    above 0.5), ``{stage}/d_prime``, and with ``"ce"`` also ``{stage}/acc`` (fraction of clips whose top class is the
+    label).
 
     Args:
         model: Catalogue name (its architecture and frontend come with it; ``sonolab models`` lists them).
@@ -44,6 +56,7 @@ class AudioTagging(pl.LightningModule):
         gain_db: Random gain in [-gain_db, gain_db] dB (0: off).
         kd_lambda: Weight of the label loss when teacher logits are present (the teacher gets 1 - kd_lambda).
         kd_temperature: Teacher temperature.
+        loss: ``"bce"``, ``"ce"`` or ``"masked_bce"`` (see above).
     """
 
     def __init__(
@@ -66,6 +79,7 @@ class AudioTagging(pl.LightningModule):
         gain_db: float = 0.0,
         kd_lambda: float = 0.1,
         kd_temperature: float = 1.0,
+        loss: Literal["bce", "ce", "masked_bce"] = "bce",
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -78,15 +92,20 @@ class AudioTagging(pl.LightningModule):
         self.roll = Roll(roll_samples)
         self.gain = Gain(gain_db)
         self.wavmix = WaveformMix(p=wavmix_p)
-        self.loss = nn.BCEWithLogitsLoss()
+        if loss not in ("bce", "ce", "masked_bce"):
+            raise ValueError(f"loss must be 'bce', 'ce' or 'masked_bce', got {loss!r}")
         self.kd_loss = BCEDistillationLoss(kd_lambda, kd_temperature)
-        self.metrics = nn.ModuleDict({
-            stage: nn.ModuleDict({
-                "mAP": MultilabelAveragePrecision(num_labels=num_classes, average="macro"),
-                "auroc": MultilabelAUROC(num_labels=num_classes, average="macro"),
-            })
-            for stage in ("val", "test")
-        })
+        self.metrics = nn.ModuleDict({stage: self._stage_metrics(num_classes, loss) for stage in ("val", "test")})
+
+    @staticmethod
+    def _stage_metrics(num_classes: int, loss: str) -> nn.ModuleDict:
+        metrics = {
+            "mAP": MultilabelAveragePrecision(num_labels=num_classes, average="macro", ignore_index=-1),
+            "auroc": MultilabelAUROC(num_labels=num_classes, average="macro", ignore_index=-1),
+        }
+        if loss == "ce":
+            metrics["acc"] = MulticlassAccuracy(num_classes=num_classes, average="micro")
+        return nn.ModuleDict(metrics)
 
     def _load_backbone(self, checkpoint: Optional[str], pretrained: Optional[str]) -> None:
         if pretrained is not None:
@@ -147,17 +166,45 @@ class AudioTagging(pl.LightningModule):
         logits, _ = self.model(spec)
         batch_size = spec.shape[0]
         if teacher is not None:
+            if self.hparams.loss != "bce":
+                raise ValueError(f"teacher distillation needs loss='bce', not {self.hparams.loss!r}")
             terms = self.kd_loss.components(logits, target, kd_weight=kd_weight, teacher_probs=teacher)
             loss = terms["loss"]
             self.log(f"{stage}/distillation_loss", terms["distillation_loss"], batch_size=batch_size)
         else:
-            loss = self.loss(logits, target)
+            loss = self._label_loss(logits, target, batch)
         self.log(f"{stage}/loss", loss, prog_bar=stage == "train", on_step=stage == "train", on_epoch=True,
                  batch_size=batch_size, sync_dist=stage != "train")
         if stage in self.metrics:
-            for metric in self.metrics[stage].values():
-                metric.update(logits.float(), batch["target"].long())
+            self._update_metrics(stage, logits.float(), batch)
         return loss
+
+    def _label_loss(self, logits: torch.Tensor, target: torch.Tensor, batch: Dict[str, Any]) -> torch.Tensor:
+        kind = self.hparams.loss
+        if kind == "ce":
+            positives = batch["target"].sum(dim=1)
+            if not torch.all(positives == 1):
+                row = int(torch.nonzero(positives != 1)[0])
+                raise ValueError(f"loss='ce' needs exactly one label per clip; clip {batch['name'][row]!r} has "
+                                 f"{int(positives[row])} (use loss='bce' for multi-label data)")
+            return F.cross_entropy(logits, target)
+        if kind == "masked_bce":
+            if "mask" not in batch:
+                raise ValueError("loss='masked_bce' needs a label mask: the data has no soft labels "
+                                 "(datamodules.h5format.attach_soft_labels)")
+            return masked_bce(logits, target, batch["mask"], normalize="valid")
+        return masked_bce(logits, target)
+
+    def _update_metrics(self, stage: str, logits: torch.Tensor, batch: Dict[str, Any]) -> None:
+        target = batch["target"]
+        hard = (target > 0.5).long()
+        if "mask" in batch:
+            hard = hard.masked_fill(~batch["mask"].bool(), -1)
+        for name, metric in self.metrics[stage].items():
+            if name == "acc":
+                metric.update(logits.argmax(dim=1), target.argmax(dim=1))
+            else:
+                metric.update(logits, hard)
 
     def training_step(self, batch: Dict[str, Any], batch_idx: int) -> torch.Tensor:
         return self._shared_step(batch, "train")
@@ -183,7 +230,9 @@ class AudioTagging(pl.LightningModule):
         self._log_metrics("test")
 
     def predict_step(self, batch: Dict[str, Any], batch_idx: int) -> Dict[str, Any]:
-        return {"name": list(batch["name"]), "probs": torch.sigmoid(self(batch["audio"])).cpu()}
+        logits = self(batch["audio"])
+        probs = torch.softmax(logits, dim=1) if self.hparams.loss == "ce" else torch.sigmoid(logits)
+        return {"name": list(batch["name"]), "probs": probs.cpu()}
 
     def configure_optimizers(self) -> Any:
         hp = self.hparams

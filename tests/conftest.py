@@ -64,3 +64,96 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def _link_audio(src: str, dst: str) -> None:
+    os.makedirs(os.path.dirname(dst), exist_ok=True)
+    os.symlink(src, dst)
+
+
+@pytest.fixture(scope="session")
+def downstream_layouts(demo_data, tmp_path_factory) -> dict:
+    """ESC-50, OpenMIC-2018 and TAU20 folders in their official layouts, built from demo audio.
+
+    ESC-50: 40 demo scene clips, category = scene, fold = 1 + i % 5. OpenMIC: 40 demo event clips as Ogg, soft labels
+    = 0.6-1.0 on the clip's classes, and each clip knows 5 of its 8 labels. TAU20: 60 demo scene clips renamed to the
+    five-field TAU20 names. Returns ``{"esc50": dir, "openmic": dir, "tau20": dir}``.
+    """
+    import csv
+    import json
+
+    import soundfile as sf
+
+    root, out = demo_data[0], tmp_path_factory.mktemp("downstream")
+    with open(os.path.join(root, "scenes", "meta.csv"), newline="") as f:
+        scenes = list(csv.DictReader(f, delimiter="\t"))
+    rng = np.random.default_rng(0)
+
+    esc = out / "ESC-50-master"
+    categories = sorted({row["scene_label"] for row in scenes})
+    rows = []
+    for i, row in enumerate(scenes[:: max(1, len(scenes) // 40)][:40]):
+        name = f"{1 + i % 5}-{100 + i}-A-{categories.index(row['scene_label'])}.wav"
+        _link_audio(os.path.join(root, "scenes", row["filename"]), str(esc / "audio" / name))
+        rows.append((name, 1 + i % 5, categories.index(row["scene_label"]), row["scene_label"], "False", "x", "A"))
+    os.makedirs(esc / "meta")
+    with open(esc / "meta" / "esc50.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(("filename", "fold", "target", "category", "esc10", "src_file", "take"))
+        writer.writerows(rows)
+
+    mic = out / "openmic-2018"
+    with open(os.path.join(root, "events", "classes.txt")) as f:
+        classes = [line.strip() for line in f if line.strip()]
+    with open(os.path.join(root, "events", "metadata", "train_weak.tsv"), newline="") as f:
+        weak = list(csv.DictReader(f, delimiter="\t"))[:40]
+    keys, soft, mask = [], np.zeros((len(weak), len(classes)), np.float32), np.zeros((len(weak), len(classes)), bool)
+    for i, row in enumerate(weak):
+        key = f"{i:03d}_{i * 3840:06d}"
+        wave, rate = sf.read(os.path.join(root, "events", "audio", "train", row["filename"]), dtype="float32")
+        os.makedirs(mic / "audio" / key[:3], exist_ok=True)
+        sf.write(str(mic / "audio" / key[:3] / f"{key}.ogg"), wave, rate, format="OGG", subtype="VORBIS")
+        for label in filter(None, row["event_labels"].split(",")):
+            soft[i, classes.index(label)] = rng.uniform(0.6, 1.0)
+        mask[i, rng.choice(len(classes), 5, replace=False)] = True
+        keys.append(key)
+    np.savez(mic / "openmic-2018.npz", X=np.zeros((len(keys), 10, 128), np.uint8), Y_true=soft, Y_mask=mask,
+             sample_key=np.array(keys))
+    with open(mic / "class-map.json", "w") as f:
+        json.dump({name: i for i, name in enumerate(classes)}, f)
+    os.makedirs(mic / "partitions")
+    for part, subset in (("train", keys[:30]), ("test", keys[30:])):
+        with open(mic / "partitions" / f"split01_{part}.csv", "w") as f:
+            f.write("\n".join(subset) + "\n")
+
+    tau = out / "tau20"
+    renamed = []
+    for row in scenes[:: max(1, len(scenes) // 60)][:60]:
+        scene, city, location, segment, snippet, device = os.path.basename(row["filename"])[:-4].split("-")
+        name = f"audio/{scene}-{city}-{location}-{segment}{snippet}-{device}.wav"
+        _link_audio(os.path.join(root, "scenes", row["filename"]), str(tau / name))
+        renamed.append((name, scene, f"{city}-{location}", device))
+    os.makedirs(tau / "evaluation_setup")
+    with open(tau / "meta.csv", "w", newline="") as f:
+        writer = csv.writer(f, delimiter="\t")
+        writer.writerow(("filename", "scene_label", "identifier", "source_label"))
+        writer.writerows(renamed)
+    for part, subset in (("fold1_train.csv", renamed[:45]), ("fold1_evaluate.csv", renamed[45:])):
+        with open(tau / "evaluation_setup" / part, "w", newline="") as f:
+            writer = csv.writer(f, delimiter="\t")
+            writer.writerow(("filename", "scene_label"))
+            writer.writerows((r[0], r[1]) for r in subset)
+    return {"esc50": str(esc), "openmic": str(mic), "tau20": str(tau)}
+
+
+@pytest.fixture(scope="session")
+def downstream_h5(downstream_layouts, tmp_path_factory) -> dict:
+    """The packed downstream sets: ``{"esc50": [5 fold files], "openmic": {train, test}, "tau20": {train, test}}``."""
+    from datamodules.downstream import pack_esc50, pack_openmic, pack_tau20
+
+    out = str(tmp_path_factory.mktemp("downstream_h5"))
+    return {
+        "esc50": pack_esc50(downstream_layouts["esc50"], out, codec="pcm16", workers=0, progress=False),
+        "openmic": pack_openmic(downstream_layouts["openmic"], out, codec="pcm16", workers=0, progress=False),
+        "tau20": pack_tau20(downstream_layouts["tau20"], out, workers=0, progress=False),
+    }

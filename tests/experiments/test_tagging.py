@@ -86,3 +86,44 @@ def test_demo_config_on_demo_data_lowers_the_loss(demo_data, tmp_path):
     cli.trainer.fit(cli.model, datamodule=cli.datamodule)
     assert cli.model.hparams.num_classes == 8
     assert losses[-1] < losses[0], losses
+
+
+def test_cross_entropy_mode_needs_one_label_and_reports_accuracy():
+    import pytest
+
+    task = AudioTagging(model="demo_cnn", num_classes=4, loss="ce").eval()
+    batch = _batch()
+    del batch["teacher"], batch["teacher_weight"]
+    with pytest.raises(ValueError, match="exactly one label per clip; clip 'c0'"):
+        task._shared_step(batch, "val")
+    batch["target"] = torch.nn.functional.one_hot(torch.tensor([0, 1, 2, 3, 0, 1]), 4).float()
+    loss = task._shared_step(batch, "val")
+    logits = task(batch["audio"])
+    torch.testing.assert_close(loss, torch.nn.functional.cross_entropy(logits, batch["target"].argmax(1)))
+    expected_acc = (logits.argmax(1) == batch["target"].argmax(1)).float().mean()
+    torch.testing.assert_close(task.metrics["val"]["acc"].compute(), expected_acc)
+
+
+def test_masked_bce_mode_ignores_unknown_labels_in_loss_and_metrics():
+    import pytest
+
+    task = AudioTagging(model="demo_cnn", num_classes=4, loss="masked_bce").eval()
+    batch = _batch()
+    del batch["teacher"], batch["teacher_weight"]
+    with pytest.raises(ValueError, match="needs a label mask"):
+        task._shared_step(batch, "val")
+    batch["target"] = torch.rand(6, 4)
+    batch["mask"] = torch.rand(6, 4) > 0.4
+    loss = task._shared_step(batch, "val")
+    logits = task(batch["audio"])
+    known = batch["mask"]
+    expected = torch.nn.functional.binary_cross_entropy_with_logits(logits[known], batch["target"][known])
+    torch.testing.assert_close(loss, expected)
+    # changing an unknown target changes neither the loss nor the mAP
+    changed = dict(batch, target=torch.where(known, batch["target"], 1.0 - batch["target"]))
+    task.metrics["val"]["mAP"].reset()
+    task._shared_step(batch, "val")
+    first = task.metrics["val"]["mAP"].compute()
+    task.metrics["val"]["mAP"].reset()
+    torch.testing.assert_close(task._shared_step(changed, "val"), loss)
+    torch.testing.assert_close(task.metrics["val"]["mAP"].compute(), first)
