@@ -19,12 +19,18 @@ _LOW = np.array([1.0, 1.0, 1.0])
 _HIGH = np.array([0.03, 0.19, 0.42])
 
 
+def shade(values: np.ndarray) -> np.ndarray:
+    """Values in [0, 1] -> RGB (``values.shape + (3,)``) on the white -> dark blue ramp of sonolab's images."""
+    values = np.clip(np.asarray(values, dtype=np.float64), 0.0, 1.0)
+    return _LOW + values[..., None] * (_HIGH - _LOW)
+
+
 def render_confusion(counts: np.ndarray, cell: int = 12) -> np.ndarray:
     """(C, C) counts -> (3, C * cell + 1, C * cell + 1) float32 RGB image in [0, 1] of the row-normalised matrix."""
     counts = np.asarray(counts, dtype=np.float64)
     rows = counts.sum(axis=1, keepdims=True)
     rate = np.divide(counts, rows, out=np.zeros_like(counts), where=rows > 0)
-    rgb = _LOW + rate[..., None] * (_HIGH - _LOW)  # (C, C, 3)
+    rgb = shade(rate)  # (C, C, 3)
     img = np.kron(rgb, np.ones((cell, cell, 1)))
     size = img.shape[0] + 1
     out = np.full((size, size, 3), 0.6)

@@ -28,7 +28,7 @@ from typing import Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
 
-from datamodules.audio_io import CODECS, encode_audio, read_audio_file, resample
+from datamodules.audio_io import CODECS, AudioDecodeError, encode_audio, read_audio_file, resample, to_mono_float32
 from datamodules.h5format import ClipRecord, write_h5
 
 WORK_DIR_SUFFIX = ".parts"
@@ -48,6 +48,12 @@ class PackItem:
         events: Strong events as (onset, offset, class index, confidence).
         scene, device, city: Indices into ``scene_names``, ``device_names``, ``city_names`` (-1: unknown).
         captions: Free-text captions.
+        start: Seconds into ``path`` where the clip begins (a window of a long recording, e.g. a MAESTRO chunk).
+        end: Seconds into ``path`` where the clip ends (exclusive; None: the end of the file). Sample indices are
+            ``round(seconds * rate)`` at the file's rate; a window reaching past the end of the file is cut there,
+            not zero-padded (the stored ``duration`` tells the real length), and one that starts at or after the
+            end of the file is an unreadable clip (listed in the errors log).
+        duration: Declared duration to store instead of the measured one (e.g. from a DESED durations table).
     """
 
     path: str
@@ -58,13 +64,16 @@ class PackItem:
     device: int = -1
     city: int = -1
     captions: List[str] = field(default_factory=list)
+    start: float = 0.0
+    end: Optional[float] = None
+    duration: Optional[float] = None
 
     def record(self, audio: np.ndarray, duration: float) -> ClipRecord:
         """The :class:`ClipRecord` of this item with its encoded audio."""
         return ClipRecord(
             name=self.name,
             audio=audio,
-            duration=duration,
+            duration=duration if self.duration is None else float(self.duration),
             weak=list(self.weak),
             events=list(self.events),
             scene=self.scene,
@@ -130,11 +139,67 @@ def _noop() -> None:
     return None
 
 
-def _encode_file(task: Tuple[int, str, int, str, float]) -> Tuple[int, Optional[np.ndarray], float, str]:
-    """(item index, path, rate, codec, quality) -> (index, audio or None, duration, error message)."""
-    index, path, sample_rate, codec, quality = task
+def _window_samples(path: str, start: float, end: Optional[float], rate: int, frames: int) -> Tuple[int, int]:
+    """First and one-past-last sample of the window [start, end) seconds in a file of ``frames`` samples."""
+    first = int(round(start * rate))
+    last = frames if end is None else min(int(round(end * rate)), frames)
+    if first >= last:
+        raise ValueError(
+            f"{path}: the window {start:g}-{'end' if end is None else f'{end:g}'} s holds no samples "
+            f"(the file has {frames / rate:.3f} s)"
+        )
+    return first, last
+
+
+def read_audio_window(path: str, start: float = 0.0, end: Optional[float] = None) -> Tuple[np.ndarray, int]:
+    """Reads the seconds [start, end) of an audio file as mono float32 (the whole file by default).
+
+    soundfile seeks to the window, so a 10 s chunk of a 5 min recording costs 10 s of reading; files soundfile
+    cannot open are read whole (PyAV) and cut. The window is cut at the end of the file, never zero-padded.
+
+    Returns:
+        (waveform, rate of the file).
+
+    Raises:
+        ValueError: The window holds no samples of the file; unreadable audio (:class:`AudioDecodeError`).
+    """
+    if start == 0.0 and end is None:
+        return read_audio_file(path)
+    import soundfile as sf
+
     try:
+        handle = sf.SoundFile(path)
+    except Exception:  # a format libsndfile does not read (e.g. m4a): decode it all, then cut
         wave, rate = read_audio_file(path)
+        first, last = _window_samples(path, start, end, rate, wave.size)
+        return wave[first:last], rate
+    with handle as f:
+        rate = int(f.samplerate)
+        first, last = _window_samples(path, start, end, rate, f.frames)
+        f.seek(first)
+        wave = to_mono_float32(f.read(last - first, dtype="float32", always_2d=False))
+    if wave.size == 0:
+        raise AudioDecodeError(f"{path}: no samples in the window {start:g}-{end} s")
+    if not np.all(np.isfinite(wave)):
+        raise AudioDecodeError(f"{path}: non-finite samples")
+    return wave, rate
+
+
+def item_signature(item: PackItem) -> str:
+    """Resume signature of an item: its source file's signature, plus the window when it is not the whole file."""
+    signature = source_signature(item.path)
+    if item.start == 0.0 and item.end is None:
+        return signature  # as before windows existed, so older work directories stay valid
+    return f"{signature}|{float(item.start)!r}|{item.end if item.end is None else float(item.end)!r}"
+
+
+def _encode_file(
+    task: Tuple[int, str, int, str, float, float, Optional[float]]
+) -> Tuple[int, Optional[np.ndarray], float, str]:
+    """(item index, path, rate, codec, quality, start, end) -> (index, audio or None, duration, error message)."""
+    index, path, sample_rate, codec, quality, start, end = task
+    try:
+        wave, rate = read_audio_window(path, start, end)
         wave = resample(wave, rate, sample_rate)
         if wave.size == 0:
             raise ValueError("no samples after resampling")
@@ -317,7 +382,10 @@ def _start_executor(workers: int) -> Optional[ProcessPoolExecutor]:
 
 
 def _run_tasks(
-    tasks: List[Tuple[int, str, int, str, float]], executor: Optional[ProcessPoolExecutor], window: int, consume
+    tasks: List[Tuple[int, str, int, str, float, float, Optional[float]]],
+    executor: Optional[ProcessPoolExecutor],
+    window: int,
+    consume,
 ) -> None:
     """Runs :func:`_encode_file` on every task (in the pool, or inline without one) and consumes the results.
 
@@ -396,16 +464,22 @@ def pack(
         seen: Set[str] = set()
         dups = sorted({n for n in names if n in seen or seen.add(n)})
         raise ValueError(f"duplicate clip names: {dups[:10]}")
+    for it in items:
+        if it.start < 0 or (it.end is not None and it.end <= it.start):
+            raise ValueError(f"clip {it.name!r}: bad window start={it.start}, end={it.end} (need 0 <= start < end)")
     workers = (os.cpu_count() or 1) if workers is None else int(workers)
     out_path = os.path.abspath(out_path)
     os.makedirs(os.path.dirname(out_path), exist_ok=True)
 
-    signatures = {it.name: source_signature(it.path) for it in items}
+    signatures = {it.name: item_signature(it) for it in items}
     work = _WorkDir(out_path + WORK_DIR_SUFFIX, codec, sample_rate, quality)
     work.open(signatures)
     reused = len(work.done) + len(work.failed)
     todo = [i for i, it in enumerate(items) if it.name not in work.done and it.name not in work.failed]
-    tasks = [(i, items[i].path, int(sample_rate), codec, float(quality)) for i in todo]
+    tasks = [
+        (i, items[i].path, int(sample_rate), codec, float(quality), float(items[i].start), items[i].end)
+        for i in todo
+    ]
 
     from tqdm import tqdm
 

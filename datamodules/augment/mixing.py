@@ -42,3 +42,30 @@ class WaveformMix(torch.nn.Module):
         lam, perm = draw_mix(wave.shape[0], self.alpha, wave.device, keep_larger=False)
         wave = wave - wave.mean(dim=-1, keepdim=True)
         return mix(wave, lam, perm), (lam, perm)
+
+
+def draw_group_mix(groups: torch.Tensor, p: float, alpha: float) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Mixup inside groups of a batch (DCASE Task 4: each data source mixes only with itself).
+
+    Every group (rows with equal ``groups`` value) is mixed with probability ``p``; a mixed group draws one
+    ``c`` ~ Beta(alpha, alpha) and a permutation of its own rows. Rows of unmixed groups get ``lam = 1`` and
+    themselves as partner, so ``mix(x, lam, perm)`` leaves them unchanged.
+
+    Args:
+        groups: (B,) integer group id of every row.
+        p: Probability of mixing each group.
+        alpha: Beta parameter (0.2 in the DCASE baselines).
+
+    Returns:
+        ``(lam, perm)`` for :func:`mix`.
+    """
+    batch = groups.shape[0]
+    lam = torch.ones(batch, device=groups.device)
+    perm = torch.arange(batch, device=groups.device)
+    for group in torch.unique(groups):
+        rows = torch.nonzero(groups == group).flatten()
+        if rows.numel() < 2 or p <= 0 or float(torch.rand(())) >= p:
+            continue
+        lam[rows] = float(torch.distributions.Beta(alpha, alpha).sample())
+        perm[rows] = rows[torch.randperm(rows.numel(), device=groups.device)]
+    return lam, perm

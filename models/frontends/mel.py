@@ -102,7 +102,8 @@ class MelSpectrogram(nn.Module):
         log_offset: Offset inside the natural log.
         amin: Floor before dB conversion.
         db_range: (low, high) clamp of the dB values, or ``None``.
-        normalize: "none", "minmax" (per instance to [0, 1], the DESED scaler) or "efficientat" ((x + 4.5) / 5).
+        normalize: "none", "minmax" (per instance to [-1, 1]: ``2 (x - min) / (max - min + 1e-8) - 1``, the DESED
+            ``TorchScaler("instance", "minmax")``) or "efficientat" ((x + 4.5) / 5).
         freqm: Frequency-mask width in training (0: none).
         timem: Time-mask width in training (0: none).
         mask_before_log: Apply the masks to the linear mel (the DCASE'24 Task 1 baseline) instead of the log-mel.
@@ -179,7 +180,7 @@ class MelSpectrogram(nn.Module):
         if self.normalize == "minmax":
             lo = mel.amin(dim=(1, 2), keepdim=True)
             hi = mel.amax(dim=(1, 2), keepdim=True)
-            mel = (mel - lo) / (hi - lo + 1e-8)
+            mel = 2.0 * (mel - lo) / (hi - lo + 1e-8) - 1.0
         elif self.normalize == "efficientat":
             mel = (mel + 4.5) / 5.0
         return mel.unsqueeze(1)
