@@ -57,8 +57,10 @@ def run_lightning_cli(args: Optional[List[str]] = None, run: bool = True):
     from pytorch_lightning.cli import LightningCLI
 
     import datamodules.asc  # noqa: F401
+    import datamodules.sed.datamodule  # noqa: F401
     import datamodules.tagging  # noqa: F401  (subclasses must be importable for class_path resolution)
     import experiments.asc  # noqa: F401
+    import experiments.sed  # noqa: F401
     import experiments.tagging  # noqa: F401
 
     class SonolabCLI(LightningCLI):

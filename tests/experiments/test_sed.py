@@ -1,0 +1,175 @@
+"""The SED task: masked supervision, consistency on the chosen domains, the EMA teacher, shipped configs run tiny,
+and a tiny fit on demo strong data whose validation PSDS beats the untrained model's."""
+import glob
+import os
+
+import numpy as np
+import pytest
+import pytorch_lightning as pl
+import torch
+
+from callbacks.sed_events_image import SEDEventsImage, render_events
+from datamodules.h5format import AudioH5
+from datamodules.sed.datamodule import SEDDataModule, SEDSource
+from datamodules.sed.embeddings import write_frame_embeddings
+from experiments.cli import run_lightning_cli
+from experiments.sed import SoundEventDetection
+
+ROOT = os.path.join(os.path.dirname(__file__), "..", "..", "configs", "sed")
+SMALL = dict(channels=[8, 8, 16, 16, 16, 16, 16], rnn_hidden=16)
+
+
+class _Data:
+    source_domains = ["desed", "maestro", "desed"]
+    class_names = ("a", "b", "c")
+
+
+def _task(monkeypatch, **kwargs):
+    monkeypatch.setattr(SoundEventDetection, "datamodule", property(lambda self: _Data()))
+    return SoundEventDetection(num_classes=3, model_overrides=SMALL, median_windows=1, **kwargs)
+
+
+def _batch(b=6, frames=15):
+    torch.manual_seed(0)
+    return {"audio": torch.randn(b, 16000), "strong": (torch.rand(b, 3, frames) > 0.7).float(),
+            "weak": (torch.rand(b, 3) > 0.5).float(), "mask": torch.tensor([[True, True, False]] * b),
+            "has_strong": torch.tensor([True, True, False, False, True, True]),
+            "has_weak": torch.tensor([False, False, True, True, False, False]),
+            "source": torch.tensor([0, 0, 1, 1, 2, 2]), "name": [f"c{i}" for i in range(b)]}
+
+
+def test_supervised_loss_ignores_masked_classes_and_uses_the_right_rows(monkeypatch):
+    task = _task(monkeypatch, mixup_p=0.0).eval()
+    batch = _batch()
+    x = task._inputs(batch, train=False)
+    strong, weak = task.model(x["features"], None, x["mask"])
+    base = task._supervised(strong, weak, x, batch)
+    changed = dict(x, strong=x["strong"].clone(), weak=x["weak"].clone())
+    changed["strong"][:, 2] = 1 - changed["strong"][:, 2]  # masked class
+    changed["weak"][:, 2] = 1 - changed["weak"][:, 2]
+    changed["strong"][2:4] = 1 - changed["strong"][2:4]  # weak-only rows' frame targets
+    for a, b in zip(base, task._supervised(strong, weak, changed, batch)):
+        torch.testing.assert_close(a, b)
+    rows = batch["has_strong"]
+    expected = torch.nn.functional.binary_cross_entropy(strong[rows][:, :2], x["strong"][rows][:, :2],
+                                                        reduction="sum") / strong[rows].numel()
+    torch.testing.assert_close(base[0], expected)
+
+
+def test_consistency_applies_to_the_configured_domains_only(monkeypatch):
+    task = _task(monkeypatch)
+    batch = _batch()
+    assert task._consistency_rows(batch).tolist() == [True, True, False, False, True, True]
+    task.hparams.consistency_domains = ["maestro"]
+    assert task._consistency_rows(batch).tolist() == [False, False, True, True, False, False]
+
+
+def test_mixup_stays_inside_each_source(monkeypatch):
+    task = _task(monkeypatch, mixup_p=1.0)
+    batch = _batch()
+    batch["strong"] = batch["source"].float().view(-1, 1, 1).expand(-1, 3, 15).clone()  # target = source id
+    x = task._inputs(batch, train=True)
+    torch.testing.assert_close(x["strong"], batch["strong"])  # mixing equal rows changes nothing
+
+
+def test_teacher_follows_the_student_after_each_step(monkeypatch):
+    task = _task(monkeypatch)
+    first = next(task.teacher.parameters()).clone()
+    with torch.no_grad():
+        for p in task.model.parameters():
+            p.add_(1.0)
+    task.teacher.update(task.model, step=1)  # alpha 0.5
+    torch.testing.assert_close(next(task.teacher.parameters()), first + 0.5)
+
+
+def test_bad_settings_raise():
+    with pytest.raises(ValueError, match="warmup_epochs <= cosine_start"):
+        SoundEventDetection(num_classes=3, model_overrides=SMALL, warmup_epochs=10, cosine_start=5)
+
+
+def test_events_image_has_one_band_per_clip_half():
+    target = np.zeros((2, 10))
+    target[0, 2:5] = 1
+    image = render_events([(target, target * 0.5)] * 3, row_pixels=3, frame_pixels=2)
+    # per clip: 2 halves of 2 classes x 3 px, each followed by a 1 px separator, then a 2 px gap (not after the last)
+    assert image.shape == (3, 3 * (2 * (6 + 1) + 2) - 2, 20)
+    assert image.min() >= 0 and image.max() <= 1
+    active, silent = image[:, 0, 4:10], image[:, 0, :4]  # class 0, frames 2-4 of the first clip's ground truth
+    assert np.all(active < 0.5) and np.all(silent == 1.0)
+
+
+def _demo_module(demo_data, classes, **kwargs):
+    root = demo_data[0]
+    sources = [SEDSource("strong", f"{root}/events_train.h5", 8, "strong"),
+               SEDSource("unlabeled", f"{root}/events_test.h5", 4, "none")]
+    return SEDDataModule(sources, f"{root}/events_val.h5", test_h5=f"{root}/events_val.h5", classes=classes,
+                         clip_seconds=4.0, val_batch_size=20, **kwargs)
+
+
+@pytest.mark.slow
+def test_tiny_fit_on_demo_strong_data_beats_the_untrained_psds(demo_data, tmp_path):
+    # A one-class label space ("engine_hum") of the demo events: a 6-epoch CPU fit is enough for it, while all eight
+    # demo classes need far more epochs than a test can afford before PSDS (mean - std over classes) leaves 0.
+    pl.seed_everything(0)
+    data = _demo_module(demo_data, ["engine_hum"])
+    task = SoundEventDetection(num_classes=1, lr=1e-2, warmup_epochs=1, cosine_start=1, cosine_end=6,
+                               median_windows=5, mixup_p=0.0,
+                               model_overrides=dict(channels=[16, 16, 32, 32, 32, 32, 32], rnn_hidden=32,
+                                                    dropout=0.0, dropstep_prob=0.0, bn_momentum=0.1))
+    trainer = pl.Trainer(max_epochs=6, accelerator="cpu", logger=pl.loggers.TensorBoardLogger(str(tmp_path)),
+                         enable_checkpointing=False, enable_progress_bar=False, num_sanity_val_steps=0,
+                         gradient_clip_val=5.0, enable_model_summary=False, callbacks=[SEDEventsImage(clips=3)])
+    untrained = trainer.validate(task, data, verbose=False)[0]
+    trainer.fit(task, data)
+    trained = trainer.validate(task, data, verbose=False)[0]
+    assert trained["val/psds1"] > untrained["val/psds1"] + 0.3
+    assert trained["val/loss"] < untrained["val/loss"]
+    image = trainer.callbacks[0].last
+    assert image is not None and image.shape[0] == 3
+
+
+def _tiny_cli(config_args, demo_data, tmp_path, extra=()):
+    root = demo_data[0]
+    sources = (f"[{{name: strong, h5: {root}/events_train.h5, batch_size: 4, labels: strong{{emb}}}}, "
+               f"{{name: weak, h5: {root}/events_val.h5, batch_size: 2, labels: weak{{emb}}}}, "
+               f"{{name: unlabeled, h5: {root}/events_test.h5, batch_size: 2, labels: none{{emb}}}}]")
+    return sources, [
+        f"--data.init_args.val_h5={root}/events_val.h5", f"--data.init_args.test_h5={root}/events_test.h5",
+        f"--data.init_args.classes={root}/events/classes.txt", "--data.init_args.clip_seconds=4.0",
+        "--data.init_args.num_workers=0", "--data.init_args.val_batch_size=8", "--model.init_args.median_windows=5",
+        "--model.init_args.test_engine=psds_eval", "--trainer.max_epochs=1", "--trainer.limit_train_batches=2",
+        "--trainer.limit_val_batches=2", "--trainer.limit_test_batches=2", "--trainer.accelerator=cpu",
+        "--trainer.devices=1", f"--trainer.logger.init_args.save_dir={tmp_path}", *extra]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("deltas", [[], ["beats.yaml"]])
+def test_shipped_sed_configs_run_tiny_on_demo_data(deltas, demo_data, tmp_path):
+    root = demo_data[0]
+    configs = ["--config", os.path.join(ROOT, "baseline.yaml")]
+    for delta in deltas:
+        configs += ["--config", os.path.join(ROOT, delta)]
+    sources, args = _tiny_cli(configs, demo_data, tmp_path)
+    emb = ""
+    if deltas:  # random 768-d BEATs-like frame embeddings (496 frames per clip) for every demo clip
+        rng = np.random.default_rng(0)
+        for split in ("train", "val", "test"):
+            names = list(AudioH5(f"{root}/events_{split}.h5").names)
+            write_frame_embeddings(str(tmp_path / f"emb_{split}.h5"), names,
+                                   rng.standard_normal((len(names), 768, 496)).astype(np.float16))
+        sources = sources.replace("strong{emb}", f"strong, embeddings: {tmp_path}/emb_train.h5") \
+            .replace("weak{emb}", f"weak, embeddings: {tmp_path}/emb_val.h5") \
+            .replace("none{emb}", f"none, embeddings: {tmp_path}/emb_test.h5")
+        args += [f"--data.init_args.val_embeddings={tmp_path}/emb_val.h5",
+                 f"--data.init_args.test_embeddings={tmp_path}/emb_test.h5"]
+    cli = run_lightning_cli(["fit", *configs, f"--data.init_args.sources={sources.replace('{emb}', emb)}", *args])
+    assert "val/psds1" in cli.trainer.callback_metrics and "val/psds1_teacher" in cli.trainer.callback_metrics
+    (run_dir,) = glob.glob(str(tmp_path / "*" / "version_*"))
+    assert sorted(os.listdir(os.path.join(run_dir, "checkpoints"))) == ["best.ckpt", "last.ckpt"]
+    result = cli.trainer.test(cli.model, datamodule=cli.datamodule, verbose=False)[0]
+    assert {"test/psds1", "test/psds2", "test/f1_intersection", "test/f1_event_macro",
+            "test/f1_segment_macro", "test/psds1_teacher"} <= set(result)
+    score_files = glob.glob(os.path.join(run_dir, "scores", "student", "*.tsv"))
+    assert len(score_files) == 16  # limit_test_batches=2 x val_batch_size 8
+    header = open(score_files[0]).readline().rstrip("\n").split("\t")
+    assert header[:2] == ["onset", "offset"] and len(header) == 2 + 8
