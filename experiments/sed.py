@@ -15,10 +15,10 @@ from typing import Any, Dict, List, Literal, Optional, Sequence, Tuple, Union
 import numpy as np
 import pytorch_lightning as pl
 import torch
-import torch.nn.functional as F
 
 from datamodules.augment.mixing import draw_group_mix, mix
 from experiments.schedules import exp_rampup, exp_warmup_cosine
+from losses.consistency import masked_mse
 from losses.masked_bce import masked_bce
 from metrics.sed import PSDS1, PSDS2, ClipScores, ReferenceSet, evaluate_scores, match_scores, median_filter
 from metrics.sed import audio_id, preset_windows, write_score_dir
@@ -181,8 +181,8 @@ class SoundEventDetection(pl.LightningModule):
         consistency = strong.sum() * 0.0
         if rows.any():
             mask = x["mask"][rows]
-            consistency = (masked_bce_free_mse(strong[rows], t_strong[rows], mask.unsqueeze(-1))
-                           + masked_bce_free_mse(weak[rows], t_weak[rows], mask))
+            consistency = (masked_mse(strong[rows], t_strong[rows], mask.unsqueeze(-1))
+                           + masked_mse(weak[rows], t_weak[rows], mask))
         weight = self.hparams.consistency_weight * exp_rampup(self._epoch_progress(), self.hparams.warmup_epochs)
         loss = strong_loss + weak_loss + weight * consistency
         size = batch["audio"].shape[0]
@@ -311,13 +311,6 @@ class SoundEventDetection(pl.LightningModule):
                                                   hp.cosine_end)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
-
-
-def masked_bce_free_mse(student: torch.Tensor, teacher: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean squared error between student and (detached) teacher over the valid classes (masked entries count as
-    zero, the mean runs over every entry, as when both are zeroed)."""
-    weight = torch.broadcast_to(mask, student.shape).to(student.dtype)
-    return ((student - teacher.detach()) ** 2 * weight).mean()
 
 
 def _gather(scores: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
