@@ -146,7 +146,34 @@ def _str_list(value) -> List[str]:
     return [v.decode() if isinstance(v, bytes) else str(v) for v in np.atleast_1d(value)]
 
 
-class AudioH5:
+class LazyH5:
+    """An HDF5 file opened lazily once per process: instances can be handed to DataLoader workers (pickling drops
+    the handle, and a forked worker reopens the file instead of sharing the parent's).
+
+    Subclasses set ``self.path`` and call ``super().__init__()``.
+    """
+
+    path: str
+
+    def __init__(self) -> None:
+        self._h5: Optional[h5py.File] = None
+        self._pid: Optional[int] = None
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["_h5"] = None
+        return state
+
+    @property
+    def file(self) -> h5py.File:
+        """The open file handle of this process (opened on first use after construction or fork)."""
+        if self._h5 is None or self._pid != os.getpid():
+            self._h5 = h5py.File(self.path, "r")
+            self._pid = os.getpid()
+        return self._h5
+
+
+class AudioH5(LazyH5):
     """Lazy, fork-safe reader of a sonolab (or community AudioSet/FSD50K) HDF5 file.
 
     The metadata (names, labels, events) is read once in the constructor; the file is then reopened lazily in
@@ -161,9 +188,8 @@ class AudioH5:
     def __init__(self, path: str, num_classes: Optional[int] = None) -> None:
         if not os.path.isfile(path):
             raise FileNotFoundError(f"HDF5 file {path!r} does not exist")
+        super().__init__()
         self.path = path
-        self._h5: Optional[h5py.File] = None
-        self._pid: Optional[int] = None
         try:
             f = h5py.File(path, "r")
         except OSError as err:
@@ -200,19 +226,6 @@ class AudioH5:
 
     def __len__(self) -> int:
         return len(self.names)
-
-    def __getstate__(self) -> dict:
-        state = dict(self.__dict__)
-        state["_h5"] = None
-        return state
-
-    @property
-    def file(self) -> h5py.File:
-        """The open file handle of this process (opened on first use after construction or fork)."""
-        if self._h5 is None or self._pid != os.getpid():
-            self._h5 = h5py.File(self.path, "r")
-            self._pid = os.getpid()
-        return self._h5
 
     def index_of(self, name: str) -> int:
         """Row of clip ``name`` (``KeyError`` if absent)."""

@@ -11,15 +11,17 @@ BEATs embeddings is several GB, too large to hold in every DataLoader worker).
 from __future__ import annotations
 
 import os
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Dict, Sequence, Tuple
 
 import h5py
 import numpy as np
 
+from datamodules.h5format import LazyH5
+
 NAMES_KEY, EMBEDDINGS_KEY = "filenames", "frame_embeddings"
 
 
-class FrameEmbeddings:
+class FrameEmbeddings(LazyH5):
     """Read access to a frame-embedding file by clip id.
 
     Args:
@@ -33,9 +35,8 @@ class FrameEmbeddings:
     def __init__(self, path: str) -> None:
         if not os.path.isfile(path):
             raise FileNotFoundError(f"frame embeddings file {path!r} does not exist")
+        super().__init__()
         self.path = path
-        self._h5: Optional[h5py.File] = None
-        self._pid: Optional[int] = None
         with h5py.File(path, "r") as f:
             missing = [k for k in (NAMES_KEY, EMBEDDINGS_KEY) if k not in f]
             if missing:
@@ -57,19 +58,6 @@ class FrameEmbeddings:
 
     def __contains__(self, name: str) -> bool:
         return name in self._row
-
-    def __getstate__(self) -> dict:
-        state = dict(self.__dict__)
-        state["_h5"] = None
-        return state
-
-    @property
-    def file(self) -> h5py.File:
-        """The open file handle of this process (reopened after a fork)."""
-        if self._h5 is None or self._pid != os.getpid():
-            self._h5 = h5py.File(self.path, "r")
-            self._pid = os.getpid()
-        return self._h5
 
     def get(self, name: str) -> np.ndarray:
         """``(D, T_e)`` float32 embeddings of clip ``name``.
