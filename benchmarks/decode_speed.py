@@ -19,8 +19,8 @@ import time
 
 import numpy as np
 
-from datamodules.audio_io import encode_audio
-from datamodules.h5format import AudioH5, ClipRecord, write_h5
+from datamodules.format.audio_io import encode_audio
+from datamodules.format.hdf5 import AudioH5, ClipRecord, write_h5
 
 SAMPLE_RATE = 32000
 SECONDS = 10.0

@@ -7,7 +7,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from datamodules.h5format import AudioH5
+from datamodules.format.hdf5 import AudioH5
 
 
 class ClipDataset(Dataset):

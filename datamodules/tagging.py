@@ -9,7 +9,7 @@ import pytorch_lightning as pl
 from torch.utils.data import ConcatDataset, DataLoader
 
 from datamodules.datasets import ClipDataset
-from datamodules.h5format import AudioH5
+from datamodules.format.hdf5 import AudioH5
 from datamodules.samplers import DistributedWeightedSampler, class_balanced_weights
 from datamodules.teacher import TeacherLogits
 

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from datamodules.audio_io import read_audio_file, resample
+from datamodules.format.audio_io import read_audio_file, resample
 
 IR_EXTENSIONS = (".wav", ".flac")
 DeviceIds = Union[torch.Tensor, Sequence[Union[int, str]]]

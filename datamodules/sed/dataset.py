@@ -19,8 +19,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from datamodules.audio_io import pad_or_crop
-from datamodules.h5format import AudioH5
+from datamodules.format.audio_io import pad_or_crop
+from datamodules.format.hdf5 import AudioH5
 from datamodules.sed.embeddings import FrameEmbeddings
 from datamodules.sed.label_encoder import EventLabelEncoder
 from datamodules.sed.masks import map_classes

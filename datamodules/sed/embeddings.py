@@ -16,7 +16,7 @@ from typing import Dict, Sequence, Tuple
 import h5py
 import numpy as np
 
-from datamodules.h5format import LazyH5
+from datamodules.format.hdf5 import LazyH5
 
 NAMES_KEY, EMBEDDINGS_KEY = "filenames", "frame_embeddings"
 

@@ -26,7 +26,7 @@ from typing import Mapping, Sequence, Tuple, Union
 
 import numpy as np
 
-from datamodules.label_tables import read_class_list
+from datamodules.format.label_tables import read_class_list
 from datamodules.sed.label_encoder import DESED_CLASSES, MAESTRO_REAL_CLASSES
 
 SED_CLASSES_DCASE24: Tuple[str, ...] = DESED_CLASSES + MAESTRO_REAL_CLASSES

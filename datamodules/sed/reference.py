@@ -6,7 +6,7 @@ from typing import Sequence, Tuple
 import numpy as np
 import pandas as pd
 
-from datamodules.h5format import AudioH5
+from datamodules.format.hdf5 import AudioH5
 
 GROUND_TRUTH_COLUMNS = ["filename", "onset", "offset", "event_label"]
 DURATION_COLUMNS = ["filename", "duration"]

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 import torch
 
-from datamodules.audio_io import encode_audio
-from datamodules.h5format import AudioH5, ClipRecord, write_h5
+from datamodules.format.audio_io import encode_audio
+from datamodules.format.hdf5 import AudioH5, ClipRecord, write_h5
 from datamodules.sed import DESED_CLASSES, MAESTRO_REAL_CLASSES, EventLabelEncoder
 from datamodules.sed.datamodule import SEDDataModule, SEDSource
 from datamodules.sed.embeddings import FrameEmbeddings, write_frame_embeddings

@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from datamodules import synth
-from datamodules.demo_data import SPLITS, event_clip, generate, main
-from datamodules.h5format import AudioH5
+from datamodules.sources import synth
+from datamodules.sources.demo import SPLITS, event_clip, generate
+from experiments.commands.demo_data import main
+from datamodules.format.hdf5 import AudioH5
 
 TAU_SCENES = ["airport", "bus", "metro", "metro_station", "park", "public_square", "shopping_mall",
               "street_pedestrian", "street_traffic", "tram"]
@@ -167,7 +168,7 @@ def test_deterministic_for_a_seed(demo, tmp_path):
 
 
 def test_cli_refuses_foreign_folder_and_replaces_demo(tmp_path, capsys, monkeypatch):
-    import datamodules.demo_data as demo_data
+    import datamodules.sources.demo as demo_data
 
     real = demo_data.generate
     # A small world keeps this test quick; the CLI path is the same as for the full-size one.

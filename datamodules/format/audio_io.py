@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import io
 from math import gcd
-from typing import Tuple
+from typing import Optional, Tuple
 
 import numpy as np
 
@@ -163,3 +163,49 @@ def pad_or_crop(wave: np.ndarray, length: int, rng: np.random.Generator | None =
         return np.pad(wave, [(0, 0)] * (wave.ndim - 1) + [(0, length - n)])
     start = int(rng.integers(0, n - length + 1)) if rng is not None else 0
     return wave[..., start : start + length]
+
+
+def _window_samples(path: str, start: float, end: Optional[float], rate: int, frames: int) -> Tuple[int, int]:
+    """First and one-past-last sample of the window [start, end) seconds in a file of ``frames`` samples."""
+    first = int(round(start * rate))
+    last = frames if end is None else min(int(round(end * rate)), frames)
+    if first >= last:
+        raise ValueError(
+            f"{path}: the window {start:g}-{'end' if end is None else f'{end:g}'} s holds no samples "
+            f"(the file has {frames / rate:.3f} s)"
+        )
+    return first, last
+
+
+def read_audio_window(path: str, start: float = 0.0, end: Optional[float] = None) -> Tuple[np.ndarray, int]:
+    """Reads the seconds [start, end) of an audio file as mono float32 (the whole file by default).
+
+    soundfile seeks to the window, so a 10 s chunk of a 5 min recording costs 10 s of reading; files soundfile
+    cannot open are read whole (PyAV) and cut. The window is cut at the end of the file, never zero-padded.
+
+    Returns:
+        (waveform, rate of the file).
+
+    Raises:
+        ValueError: The window holds no samples of the file; unreadable audio (:class:`AudioDecodeError`).
+    """
+    if start == 0.0 and end is None:
+        return read_audio_file(path)
+    import soundfile as sf
+
+    try:
+        handle = sf.SoundFile(path)
+    except Exception:  # a format libsndfile does not read (e.g. m4a): decode it all, then cut
+        wave, rate = read_audio_file(path)
+        first, last = _window_samples(path, start, end, rate, wave.size)
+        return wave[first:last], rate
+    with handle as f:
+        rate = int(f.samplerate)
+        first, last = _window_samples(path, start, end, rate, f.frames)
+        f.seek(first)
+        wave = to_mono_float32(f.read(last - first, dtype="float32", always_2d=False))
+    if wave.size == 0:
+        raise AudioDecodeError(f"{path}: no samples in the window {start:g}-{end} s")
+    if not np.all(np.isfinite(wave)):
+        raise AudioDecodeError(f"{path}: non-finite samples")
+    return wave, rate

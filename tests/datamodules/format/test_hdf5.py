@@ -5,8 +5,8 @@ import h5py
 import numpy as np
 import pytest
 
-from datamodules.audio_io import encode_audio
-from datamodules.h5format import FORMAT_NAME, AudioH5, ClipRecord, write_h5
+from datamodules.format.audio_io import encode_audio
+from datamodules.format.hdf5 import FORMAT_NAME, AudioH5, ClipRecord, write_h5
 
 
 def _tone(freq: float, sr: int = 32000, seconds: float = 1.0) -> np.ndarray:

@@ -27,7 +27,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 import h5py
 import numpy as np
 
-from datamodules.audio_io import CODECS, decode_audio, pad_or_crop, resample
+from datamodules.format.audio_io import CODECS, decode_audio, pad_or_crop, resample
 
 FORMAT_NAME = "sonolab-audio"
 FORMAT_VERSION = 1
@@ -41,7 +41,7 @@ class ClipRecord:
 
     Attributes:
         name: Clip id (file name as in the label table).
-        audio: Encoded bytes (uint8) or int16 samples, as :func:`datamodules.audio_io.encode_audio` returns.
+        audio: Encoded bytes (uint8) or int16 samples, as :func:`datamodules.format.audio_io.encode_audio` returns.
         duration: Seconds of audio.
         weak: Indices of the clip's positive classes.
         events: (onset, offset, class index, confidence) tuples.

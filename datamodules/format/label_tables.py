@@ -1,4 +1,4 @@
-"""Tab-separated label tables (DESED, TAU, Clotho-like) -> :class:`datamodules.pack.PackItem` lists.
+"""Tab-separated label tables (DESED, TAU, Clotho-like) -> :class:`datamodules.format.pack.PackItem` lists.
 
 Every table has a header row. Recognised columns (others are ignored, e.g. ``duration``):
 
@@ -24,11 +24,11 @@ import re
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Set, Tuple
 
-from datamodules.pack import PackItem
+from datamodules.format.pack import PackItem
 
 _CAPTION_N = re.compile(r"caption_\d+$")
 _STRONG = ("onset", "offset", "event_label")
-_WEAK_FROM_STRONG_MIN_CONFIDENCE = 0.5
+WEAK_FROM_STRONG_MIN_CONFIDENCE = 0.5
 
 
 class LabelTableError(ValueError):
@@ -264,7 +264,7 @@ def read_label_tables(
 
 def _item(name: str, clip: _Clip, audio_dir: str, class_index: Dict[str, int], vocab: Dict[str, List[str]]) -> PackItem:
     weak = {class_index[label] for label, _ in clip.weak}
-    weak |= {class_index[e[2]] for e in clip.events if e[3] >= _WEAK_FROM_STRONG_MIN_CONFIDENCE}
+    weak |= {class_index[e[2]] for e in clip.events if e[3] >= WEAK_FROM_STRONG_MIN_CONFIDENCE}
     scalars = {kind: vocab[kind].index(value) for kind, (value, _) in clip.scalars.items()}
     return PackItem(
         path=os.path.join(audio_dir, name),

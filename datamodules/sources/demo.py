@@ -19,20 +19,18 @@ so a rerun with the same seed writes identical tables and audio.
 """
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
-import sys
 import time
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 import soundfile as sf
 
-from datamodules import synth
-from datamodules.label_tables import read_class_list, read_label_tables
-from datamodules.pack import pack
+from datamodules.sources import synth
+from datamodules.format.label_tables import read_class_list, read_label_tables
+from datamodules.format.pack import pack
 
 EVENT_SR = 32000
 EVENT_SECONDS = 4.0
@@ -383,26 +381,3 @@ def _pack(labels, out: str, codec: str, sample_rate: int, workers: int, progress
     )
     if report.skipped:  # our own files: any failure is a bug
         raise RuntimeError(f"demo packing skipped clips: {report.errors[:3]}")
-
-
-def main(argv: Optional[List[str]] = None) -> int:
-    """``sonolab demo-data --seed N --out DIR``."""
-    parser = argparse.ArgumentParser(prog="sonolab demo-data", description="Write and pack a small synthetic dataset.")
-    parser.add_argument(
-        "--out", required=True, metavar="DIR", help="output folder (replaced if it holds an earlier demo)"
-    )
-    parser.add_argument("--seed", type=int, default=0, help="world seed (default 0)")
-    parser.add_argument("--workers", type=int, default=2, help="processes (default 2)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
-    args = parser.parse_args(argv)
-    try:
-        summary = generate(args.out, args.seed, workers=args.workers, progress=not args.no_progress)
-    except FileExistsError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    print(summary.text())
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

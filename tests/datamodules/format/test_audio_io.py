@@ -1,9 +1,9 @@
-"""Encoding, decoding, reading and resampling of audio (datamodules/audio_io.py)."""
+"""Encoding, decoding, reading and resampling of audio (datamodules/format/audio_io.py)."""
 import numpy as np
 import pytest
 import soundfile as sf
 
-from datamodules.audio_io import (
+from datamodules.format.audio_io import (
     CODECS,
     AudioDecodeError,
     decode_audio,
