@@ -1,4 +1,5 @@
-# sonolab: `make demo` trains and evaluates the demo task; `make test` runs the test suite.
+# sonolab: `make demo [TASK=tagging|sed|asc|all]` trains, tests and predicts a task on the demo data (default:
+# tagging, the quickest); `make test` runs the test suite.
 # Both create .venv on first use. On a GPU node with its own CUDA torch, use
 #   make demo VENV_FLAGS=--system-site-packages     (the node's torch is found and kept)
 PYTHON ?= python3
@@ -7,6 +8,7 @@ VENV_FLAGS ?=
 TORCH_SPEC ?= torch==2.13.0
 DEMO_DIR ?= demo_data
 DEMO_SEED ?= 0
+TASK ?= tagging
 PY := $(VENV)/bin/python
 SONOLAB := $(VENV)/bin/sonolab
 export JSONARGPARSE_DEPRECATION_WARNINGS := off
@@ -29,7 +31,7 @@ $(DEMO_DIR)/.done: $(VENV)/.installed
 demo-data: $(DEMO_DIR)/.done
 
 demo: $(DEMO_DIR)/.done
-	$(SONOLAB) demo --config configs/demo/tagging.yaml
+	$(SONOLAB) demo --task $(TASK)
 
 test: $(VENV)/.installed
 	$(PY) -m pytest

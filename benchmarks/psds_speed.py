@@ -1,10 +1,12 @@
 """psds_eval vs the native PSDS on a DESED-sized synthetic evaluation set.
 
-    python benchmarks/psds_speed.py [--clips 1200] [--classes 10] [--thresholds 50] [--seed 0] [--skip-psds-eval]
+    python benchmarks/psds_speed.py [--clips 1200] [--classes 10] [--thresholds 50] [--seed 0] [--repeats 5]
+                                    [--skip-psds-eval]
 
 Scores come from a noisy, median-filtered "model" of random DESED-like ground truth (about 2.5 events per clip,
 0.3-10 s long). Both implementations get the same decoded operating points (thresholds 0.01 ... 0.99); the
-native times include building the ground-truth index, psds_eval's exclude building its detection tables.
+native times include building the ground-truth index, psds_eval's exclude building its detection tables. Times are
+medians over ``--repeats`` runs, the two implementations taking turns.
 """
 from __future__ import annotations
 
@@ -66,11 +68,19 @@ def synthetic_desed(
     return clips, ground_truth, pd.DataFrame(durations, columns=["filename", "duration"])
 
 
-def timed(function: Callable[[], float]) -> tuple[float, float]:
-    """``(value, seconds)`` of one call."""
-    start = time.perf_counter()
-    value = function()
-    return value, time.perf_counter() - start
+def timed(functions: dict[str, Callable[[], float] | None], repeats: int) -> dict[str, tuple[float, float]]:
+    """``{name: (value, median seconds)}`` over ``repeats`` calls of each function, the functions taking turns
+    (a None function gives ``(nan, nan)``)."""
+    names = [name for name, function in functions.items() if function is not None]
+    values: dict[str, float] = {}
+    seconds: dict[str, list[float]] = {name: [] for name in names}
+    for r in range(repeats):
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            start = time.perf_counter()
+            values[name] = functions[name]()
+            seconds[name].append(time.perf_counter() - start)
+    return {name: (values[name], float(np.median(seconds[name]))) if name in values else (np.nan, np.nan)
+            for name in functions}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -80,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--classes", type=int, default=10)
     parser.add_argument("--thresholds", type=int, default=50, help="operating points (a grid like PSDS_THRESHOLDS)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs of each measurement (medians reported)")
     parser.add_argument("--skip-psds-eval", action="store_true", help="time the native implementation only")
     args = parser.parse_args(argv)
 
@@ -91,27 +102,26 @@ def main(argv: list[str] | None = None) -> int:
     )
     clips, ground_truth, durations = synthetic_desed(args.clips, args.classes, args.seed)
     filenames = {clip_id: clip_id + ".wav" for clip_id in clips}
-    decoded, decode_s = timed(lambda: decode_thresholds(clips, thresholds))
+    decoded, decode_s = timed({"decode": lambda: decode_thresholds(clips, thresholds)}, args.repeats)["decode"]
     tables = decoded.tables(filenames)
     table_05 = decode_thresholds(clips, [0.5]).tables(filenames)[0.5]
     n_events = int(ground_truth["event_label"].notna().sum())
     print(
         f"{args.clips} clips x {args.classes} classes x {len(thresholds)} thresholds: {n_events} ground-truth events, "
-        f"{len(decoded.onset)} detections over all operating points; native decoding {decode_s:.2f} s"
+        f"{len(decoded.onset)} detections over all operating points; native decoding {decode_s:.2f} s "
+        f"(medians of {args.repeats} runs)"
     )
 
     rows = []
-    for name, params in (("PSDS1", PSDS1), ("PSDS2", PSDS2)):
-        native, native_s = timed(lambda: ReferenceSet(ground_truth, durations).psds(decoded, params))
-        official, official_s = (np.nan, np.nan) if args.skip_psds_eval else timed(
-            lambda: psds_eval_psds(tables, ground_truth, durations, params)
-        )
-        rows.append((name, official, native, official_s, native_s))
-    native, native_s = timed(lambda: ReferenceSet(ground_truth, durations).intersection_f1(table_05))
-    official, official_s = (np.nan, np.nan) if args.skip_psds_eval else timed(
-        lambda: psds_eval_intersection_f1(table_05, ground_truth, durations)
-    )
-    rows.append(("intersection F1 @0.5", official, native, official_s, native_s))
+    for name, params in (("PSDS1", PSDS1), ("PSDS2", PSDS2), ("intersection F1 @0.5", None)):
+        if params is None:
+            native = lambda: ReferenceSet(ground_truth, durations).intersection_f1(table_05)  # noqa: E731
+            official = lambda: psds_eval_intersection_f1(table_05, ground_truth, durations)  # noqa: E731
+        else:
+            native = lambda: ReferenceSet(ground_truth, durations).psds(decoded, params)  # noqa: E731
+            official = lambda: psds_eval_psds(tables, ground_truth, durations, params)  # noqa: E731
+        times = timed({"native": native, "official": None if args.skip_psds_eval else official}, args.repeats)
+        rows.append((name, times["official"][0], times["native"][0], times["official"][1], times["native"][1]))
 
     header = (
         f"{'metric':<22}{'psds_eval':>12}{'native':>12}{'|diff|':>10}"

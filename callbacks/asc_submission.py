@@ -3,12 +3,15 @@
 Files in ``output_dir`` (relative paths resolve against the trainer's log directory)::
 
     output.csv          tab-separated: filename (without "audio/"), scene_label (argmax), one softmax-probability
-                        column per class, named by class, in label order
+                        column per class, named by class, in label order; one row per clip, sorted by file name
+                        (under DDP the ranks' rows are gathered and the sampler's padded repeats dropped)
     model_state_dict.pt the state dict of the evaluated network: the fp32 ``model``, the fp16 copy when
                         ``test_precision`` is fp16, or the :class:`~experiments.asc.DeviceEnsemble` (general +
                         per-device networks, DCASE'25)
     info.json           model name, parameters, parameter bytes at the deployed precision, MACs per 1 s clip,
-                        test precision and every ``test/*`` metric
+                        test precision, every ``test/*`` metric and ``validation``: the set the checkpoints were
+                        selected on (``ASCDataModule.validation_source``, e.g. "the test set tau_test.h5", as the
+                        DCASE'24 baseline does, or a held-out part of the training split)
 
 The int8 network is not saved as a state dict (its packed parameters are not portable); info.json still names it.
 """
@@ -18,12 +21,14 @@ import csv
 import json
 import math
 import os
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import pytorch_lightning as pl
 import torch
 
 from callbacks.complexity_gate import check_complexity
+from datamodules.datasets import SKIPPED, drop_skipped
+from metrics.clip_outputs import all_gather_objects
 from models.registry import get_entry
 
 
@@ -63,22 +68,33 @@ class ASCSubmissionWriter(pl.Callback):
 
     def on_test_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
                           batch_idx: int, dataloader_idx: int = 0) -> None:
-        self._names.extend(batch["name"])
-        self._probs.append(outputs["logits"].float().softmax(dim=-1).cpu())
+        rows = drop_skipped({"name": list(batch["name"]), "logits": outputs["logits"]}, batch.get(SKIPPED))
+        self._names.extend(rows["name"])  # silent placeholders of undecodable clips (eval_on_decode_error: skip) drop
+        self._probs.append(rows["logits"].float().softmax(dim=-1).cpu())
 
     def _resolve(self, trainer: pl.Trainer) -> str:
         if os.path.isabs(self.output_dir):
             return self.output_dir
         return os.path.join(trainer.log_dir or ".", self.output_dir)
 
+    def _gathered(self, num_classes: int) -> Tuple[List[str], torch.Tensor]:
+        """Every rank's (names, probabilities), one row per clip (first occurrence), sorted by name."""
+        probs = torch.cat(self._probs) if self._probs else torch.zeros(0, num_classes)
+        rows: Dict[str, torch.Tensor] = {}
+        for names, part in all_gather_objects((list(self._names), probs)):  # a collective: every rank calls it
+            for name, row in zip(names, part):
+                rows.setdefault(name, row)
+        names = sorted(rows)
+        return names, torch.stack([rows[n] for n in names]) if names else probs[:0]
+
     def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        class_names = list(getattr(trainer.datamodule, "class_names", None) or pl_module.metrics["test"].classes)
+        names, probs = self._gathered(len(class_names))
         if not trainer.is_global_zero:
             return
         out = self._resolve(trainer)
         os.makedirs(out, exist_ok=True)
-        class_names = list(getattr(trainer.datamodule, "class_names", None) or pl_module.metrics["test"].classes)
-        probs = torch.cat(self._probs) if self._probs else torch.zeros(0, len(class_names))
-        write_output_csv(os.path.join(out, "output.csv"), self._names, probs, class_names)
+        write_output_csv(os.path.join(out, "output.csv"), names, probs, class_names)
         deployed = pl_module.deployed_network() if hasattr(pl_module, "deployed_network") else pl_module.model
         precision = pl_module.hparams.get("test_precision", "fp32")
         if precision != "int8" or deployed is pl_module.model:
@@ -87,7 +103,7 @@ class ASCSubmissionWriter(pl.Callback):
         with open(os.path.join(out, "info.json"), "w") as f:
             json.dump(info, f, indent=2, sort_keys=True)
         self.written_dir = out
-        print(f"submission of {len(self._names)} clips written to {out}")
+        print(f"submission of {len(names)} clips written to {out}")
 
     @staticmethod
     def _info(trainer: pl.Trainer, pl_module: pl.LightningModule, precision: str) -> Dict[str, Any]:
@@ -103,4 +119,5 @@ class ASCSubmissionWriter(pl.Callback):
             "macs": report.macs, "input_shape": list(shape), "within_limits": not report.violations,
             "device_models": sorted((pl_module.hparams.get("device_checkpoints") or {}).keys()),
             "test": {k: v for k, v in sorted(metrics.items()) if not math.isnan(v)},
+            "validation": getattr(trainer.datamodule, "validation_source", "unknown"),
         }

@@ -12,7 +12,7 @@ when the batch carries raw teacher logits (converted here with ``teacher_log_pro
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, List, Literal, Optional
+from typing import Any, Dict, List, Literal, Optional, Sequence, Tuple
 
 import pytorch_lightning as pl
 import torch
@@ -23,8 +23,9 @@ from datamodules.asc import STORAGE_RATE, Resample
 from datamodules.augment.dir import DeviceImpulseResponse
 from datamodules.augment.freq_mixstyle import FreqMixStyle
 from datamodules.augment.waveform import Roll
+from datamodules.datasets import SKIPPED, drop_skipped, log_skipped_clips
 from losses.kl_distillation import DistillationLoss, teacher_log_probs
-from metrics.asc import DEVICES, SCENE_CLASSES, ASCAccuracy
+from metrics.asc import DEVICES, SCENE_CLASSES, ASCAccuracy, DeviceGroupPreset, default_group_preset, device_groups
 from models import create_frontend, create_model
 from models.quantization import fp16_forward, quantize_int8, to_fp16
 from models.registry import read_state_dict
@@ -43,20 +44,23 @@ def warmup_cosine(step: int, warmup_steps: int, total_steps: int) -> float:
 class DeviceEnsemble(nn.Module):
     """DCASE'25 inference: one network per known device, a general network for every other device.
 
-    Each clip of a batch goes to the network of its device id (an index into a, b, c, s1-s6); clips of devices
+    Each clip of a batch goes to the network of its device id (an index into ``device_names``); clips of devices
     without their own network (e.g. the unseen s4-s6) go to ``general``. All networks share one architecture and
     one frontend; the complexity limits apply to each network alone.
 
     Args:
         general: The network trained on all devices.
         experts: Device name -> network fine-tuned on that device.
+        device_names: The device vocabulary that the ids index (default TAU22's a, b, c, s1-s6).
     """
 
-    def __init__(self, general: nn.Module, experts: Dict[str, nn.Module]) -> None:
+    def __init__(self, general: nn.Module, experts: Dict[str, nn.Module],
+                 device_names: Sequence[str] = DEVICES) -> None:
         super().__init__()
-        unknown = [d for d in experts if d not in DEVICES]
+        self.device_names = tuple(device_names)
+        unknown = [d for d in experts if d not in self.device_names]
         if unknown:
-            raise ValueError(f"unknown devices {unknown}; known: {list(DEVICES)}")
+            raise ValueError(f"unknown devices {unknown}; known: {list(self.device_names)}")
         self.general = general
         self.experts = nn.ModuleDict(experts)
 
@@ -73,7 +77,7 @@ class DeviceEnsemble(nn.Module):
         """(B, 1, F, T) spectrograms and (B,) device ids -> (B, C) logits."""
         logits = self.general(spec)[0]
         for name, expert in self.experts.items():
-            rows = torch.nonzero(devices.to(spec.device) == DEVICES.index(name)).flatten()
+            rows = torch.nonzero(devices.to(spec.device) == self.device_names.index(name)).flatten()
             if rows.numel():
                 logits[rows] = expert(spec[rows])[0].to(logits.dtype)
         return logits
@@ -81,6 +85,12 @@ class DeviceEnsemble(nn.Module):
 
 class SceneClassification(pl.LightningModule):
     """Single-label scene classification of 1 s clips with device ids (TAU22 Mobile).
+
+    Logged per evaluation: ``{stage}/loss`` and the accuracies of :mod:`metrics.asc` (``macro_acc``, ``acc/<device>``,
+    ...), computed at epoch end on every clip exactly once (under DDP the processes' clips are merged by clip id);
+    ``train/teacher_coverage`` when the data carries teacher logits; ``{stage}/skipped_clips``: the epoch's undecodable
+    clips (replaced in training, left out of the metrics and predictions of evaluations: the datamodule's
+    ``on_decode_error``).
 
     Args:
         model: Catalogue name (architecture and frontend come with it), e.g. ``cp_mobile_dcase24``.
@@ -103,10 +113,23 @@ class SceneClassification(pl.LightningModule):
         total_steps: Steps of the schedule (``None``: the trainer's estimate).
         test_precision: Precision of the evaluated network at test time: "fp32", "fp16" (the baseline's) or "int8"
             (post-training static quantisation, CPU).
-        calibration_batches: Training batches that calibrate the int8 activation ranges.
+        calibration_batches: Batches (of the datamodule's batch size) of training clips that calibrate the int8
+            activation ranges: a fixed draw (seeded, in file order, not augmented; see
+            ``ASCDataModule.calibration_dataloader``), so two int8 tests of one checkpoint give the same results.
+        calibration_seed: Seed of that draw.
         device_checkpoints: DCASE'25: device name -> fine-tuned weights; at test time clips of these devices are
             classified by their own network, the rest by this module's (general) network.
+        device_groups: Groups of the grouped device accuracies: ``"tau22"`` (``acc/real``, ``acc/seen``,
+            ``acc/unseen``: a-c, s1-s3, s4-s6) or ``"from_training"`` (``acc/seen_devices``, ``acc/unseen_devices``:
+            the devices of the training clips and the others; no groups without training data); ``None``: ``"tau22"``
+            for TAU22's devices, else ``"from_training"``. Scene and device names come from the datamodule's files
+            (``acc/<scene>``, ``acc/<device>``), see :meth:`setup`.
     """
+
+    # Hyper-parameters of evaluation: `sonolab test/validate/predict --ckpt_path` takes them from its own config and
+    # command line, not from the checkpoint (experiments.cli).
+    EVAL_OPTIONS: Tuple[str, ...] = ("test_precision", "calibration_batches", "calibration_seed", "device_checkpoints",
+                                     "device_groups")
 
     def __init__(
         self,
@@ -129,7 +152,9 @@ class SceneClassification(pl.LightningModule):
         total_steps: Optional[int] = None,
         test_precision: TestPrecision = "fp16",
         calibration_batches: int = 4,
+        calibration_seed: int = 0,
         device_checkpoints: Optional[Dict[str, str]] = None,
+        device_groups: Optional[DeviceGroupPreset] = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -176,6 +201,7 @@ class SceneClassification(pl.LightningModule):
         return net(spec.float().cpu())[0].to(spec.device)  # int8: quantised CPU kernels
 
     def _shared_step(self, batch: Dict[str, Any], stage: str) -> Dict[str, torch.Tensor]:
+        log_skipped_clips(self, batch, stage)
         spec = self.spectrogram(batch)
         logits = self._classify(spec, batch["device"], stage)
         target = batch["target"].long()
@@ -190,10 +216,13 @@ class SceneClassification(pl.LightningModule):
             self.log("train/kd_loss", kd, batch_size=size)
         else:
             loss = F.cross_entropy(logits.float(), target)
-        self.log(f"{stage}/loss", loss, prog_bar=stage == "train", on_step=stage == "train", on_epoch=True,
-                 batch_size=size, sync_dist=stage != "train")
-        if stage in self.metrics:
-            self.metrics[stage].update(logits.detach(), target, batch["device"])
+        if stage == "train":
+            self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=size)
+        else:  # loss and accuracies at epoch end, every clip once (ASCAccuracy merges the processes' clips by id);
+            # undecodable clips (silent placeholders) are left out
+            rows = drop_skipped({"preds": logits.detach().float(), "targets": target, "devices": batch["device"],
+                                 "names": batch["name"]}, batch.get(SKIPPED))
+            self.metrics[stage].update(**rows)
         return {"loss": loss, "logits": logits.detach()}
 
     def training_step(self, batch: Dict[str, Any], batch_idx: int) -> torch.Tensor:
@@ -207,7 +236,8 @@ class SceneClassification(pl.LightningModule):
 
     def predict_step(self, batch: Dict[str, Any], batch_idx: int) -> Dict[str, Any]:
         logits = self._classify(self.spectrogram(batch), batch["device"], "test")
-        return {"name": list(batch["name"]), "probs": logits.float().softmax(dim=-1).cpu()}
+        return drop_skipped({"name": list(batch["name"]), "probs": logits.float().softmax(dim=-1).cpu()},
+                            batch.get(SKIPPED))
 
     # ----------------------------------------------------------------------------------------------------------
     # Metrics are reset at epoch start so that callbacks (confusion image, submission) read full counts at epoch end.
@@ -217,11 +247,25 @@ class SceneClassification(pl.LightningModule):
     def on_test_epoch_start(self) -> None:
         self.metrics["test"].reset()
 
+    def on_train_epoch_start(self) -> None:
+        coverage = getattr(getattr(self.trainer, "datamodule", None), "teacher_coverage", None)
+        if coverage is not None:
+            self.log("train/teacher_coverage", float(coverage))
+
+    def evaluate(self, stage: str) -> Dict[str, float]:
+        """Loss and accuracies of the clips scored in the last ``stage`` epoch (all processes' clips, each once)."""
+        metric = self.metrics[stage]
+        rows = metric.clips.merged()
+        if not len(rows["name"]):
+            return {}
+        loss = F.cross_entropy(torch.from_numpy(rows["preds"]), torch.from_numpy(rows["target"]))
+        return {"loss": float(loss), **metric.compute()}
+
     def _log_metrics(self, stage: str) -> None:
-        values = self.metrics[stage].compute()
-        for name, value in values.items():
+        for name, value in self.evaluate(stage).items():
             if not math.isnan(value):  # e.g. unseen devices absent from a device-specific evaluation
-                self.log(f"{stage}/{name}", value, prog_bar=name == "macro_acc")
+                # identical on every process: the max "reduction" only keeps Lightning's DDP bookkeeping exact
+                self.log(f"{stage}/{name}", value, prog_bar=name == "macro_acc", sync_dist=True, reduce_fx="max")
 
     def on_validation_epoch_end(self) -> None:
         self._log_metrics("val")
@@ -229,8 +273,44 @@ class SceneClassification(pl.LightningModule):
     def on_test_epoch_end(self) -> None:
         self._log_metrics("test")
 
+    def setup(self, stage: str) -> None:
+        """Names the metrics after the datamodule's scene and device vocabularies (``acc/forest_day``, not
+        ``acc/4``) and groups the devices (``device_groups``); points DIR at the data's device 'a'."""
+        dm = getattr(self.trainer, "datamodule", None)
+        classes, devices = getattr(dm, "class_names", None), getattr(dm, "device_names", None)
+        if classes is None or devices is None:
+            return
+        if len(classes) != self.hparams.num_classes:
+            raise ValueError(f"the data has {len(classes)} scene classes {list(classes)}, the model "
+                             f"num_classes={self.hparams.num_classes} outputs")
+        preset = self.hparams.device_groups or default_group_preset(devices)
+        groups = device_groups(devices, preset, dm.train_device_names if preset == "from_training" else None)
+        self.metrics = nn.ModuleDict({s: ASCAccuracy(classes, devices, groups) for s in ("val", "test")})
+        if self.dir is not None:
+            if "a" not in devices:
+                raise ValueError(f"dir_dir: DIR augments the clips of device 'a', which the data's devices {devices} "
+                                 "lack; set dir_dir to null")
+            self.dir.target_device = list(devices).index("a")
+
+    def on_fit_start(self) -> None:
+        """Says on which set the checkpoints are selected (one line, rank 0)."""
+        dm = getattr(self.trainer, "datamodule", None)
+        if not self.trainer.is_global_zero or not hasattr(dm, "validation_source"):
+            return
+        if dm.validates_on_test:
+            print(f"validating on {dm.validation_source}, as the DCASE'24 baseline does; set "
+                  "data.init_args.val_fraction=0.1 (val_group: recording|city) for a held-out split")
+        else:
+            print(f"validating on {dm.validation_source}")
+
     def on_test_start(self) -> None:
-        """Builds the deployed network: fp16 copy, int8 (calibrated on training batches) or device ensemble."""
+        self._build_deployed()
+
+    def on_predict_start(self) -> None:
+        self._build_deployed()  # predictions come from the network a test evaluates (test_precision, ensemble)
+
+    def _build_deployed(self) -> None:
+        """Builds the deployed network: fp16 copy, int8 (calibrated on fixed training clips) or device ensemble."""
         hp = self.hparams
         self._deployed.clear()
         if hp.device_checkpoints:
@@ -239,7 +319,7 @@ class SceneClassification(pl.LightningModule):
                 net = create_model(hp.model, num_classes=hp.num_classes, **(hp.model_overrides or {}))
                 net.load_state_dict(read_state_dict(path))
                 experts[device] = net
-            ensemble = DeviceEnsemble(self.model, experts).to(self.device).eval()
+            ensemble = DeviceEnsemble(self.model, experts, self.metrics["test"].devices).to(self.device).eval()
             self._deployed.append(ensemble)
         elif hp.test_precision == "fp16":
             self._deployed.append(to_fp16(self.model))
@@ -253,14 +333,12 @@ class SceneClassification(pl.LightningModule):
     @torch.no_grad()
     def _calibration_specs(self) -> List[torch.Tensor]:
         datamodule = getattr(self.trainer, "datamodule", None)
-        if datamodule is None:
-            raise ValueError("int8 testing calibrates on training batches: pass a datamodule with train_h5")
+        if not hasattr(datamodule, "calibration_dataloader"):
+            raise ValueError("int8 testing calibrates on training clips: pass an ASCDataModule with train_h5")
         specs = []
         was_training = self.training
-        self.eval()
-        for i, batch in enumerate(datamodule.train_dataloader()):
-            if i >= self.hparams.calibration_batches:
-                break
+        self.eval()  # the frontend without masking; DIR, roll and Freq-MixStyle are not applied here
+        for batch in datamodule.calibration_dataloader(self.hparams.calibration_batches, self.hparams.calibration_seed):
             specs.append(self.frontend(self.resample(batch["audio"].to(self.device))).cpu())
         self.train(was_training)
         return specs

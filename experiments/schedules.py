@@ -24,11 +24,11 @@ def exp_warmup_linear_down(epoch: int, warmup: int, rampdown_start: int, rampdow
     return last_value
 
 
-def exp_warmup_cosine(step: int, warmup: int, flat_until: int, total: int, last_value: float = 0.0) -> float:
-    """Exponential warm-up over ``warmup`` units, flat until ``flat_until``, cosine to ``last_value`` at ``total``."""
-    if step < warmup:
-        return exp_rampup(step, warmup)
-    if step < flat_until:
-        return 1.0
-    progress = min(1.0, (step - flat_until) / max(1, total - flat_until))
-    return last_value + (1.0 - last_value) * 0.5 * (1.0 + math.cos(math.pi * progress))
+def exp_warmup_cosine(step: float, warmup: float, flat_until: float, total: float, floor: float = 1e-5) -> float:
+    """The DCASE'24 Task 4 baseline (DESED_task ``ExponentialWarmup`` with annealing): exponential warm-up over
+    ``warmup`` units, 1 until ``flat_until``, then a quarter cosine ``max(floor, cos(pi / 2 * p))`` with ``p`` going
+    from 0 at ``flat_until`` to 1 at ``total`` (``floor`` = min_lr / max_lr = 1e-8 / 1e-3; it holds after ``total``)."""
+    if step >= flat_until:
+        progress = (step - flat_until) / max(1e-12, total - flat_until)
+        return max(floor, math.cos(0.5 * math.pi * progress))
+    return exp_rampup(step, warmup)

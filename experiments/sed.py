@@ -4,8 +4,9 @@ One step function serves training, validation and test. Training: frontend -> mi
 student and EMA teacher -> supervised masked BCE (strong rows on frame targets, weak rows on clip targets) plus
 consistency MSE between student and teacher on the rows of the consistency domains, weighted by
 ``consistency_weight`` x the exponential warm-up factor. Evaluation: per-clip frame scores of student and teacher,
-class-wise median filter, then PSDS1/PSDS2/intersection F1 with the native engine every validation epoch and the
-official toolkits (psds_eval, sed_eval) at test, where the post-processed score files are written as well.
+class-wise median filter, then PSDS1/PSDS2/intersection F1 with the native engine (equal to psds_eval) every
+validation epoch and at test (``test_engine="psds_eval"``: the official toolkit as a slow cross-check), plus sed_eval
+F1 at test, where the post-processed score files are written as well.
 """
 from __future__ import annotations
 
@@ -15,18 +16,33 @@ from typing import Any, Dict, List, Literal, Optional, Sequence, Tuple, Union
 import numpy as np
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.utilities import rank_zero_warn
+import torch.nn.functional as F
 
 from datamodules.augment.mixing import draw_group_mix, mix
-from experiments.schedules import exp_rampup, exp_warmup_cosine
+from datamodules.datasets import SKIPPED, drop_skipped, log_skipped_clips
+from experiments.schedules import exp_warmup_cosine
 from losses.consistency import masked_mse
 from losses.masked_bce import masked_bce
 from metrics.sed import PSDS1, PSDS2, ClipScores, ReferenceSet, evaluate_scores, match_scores, median_filter
-from metrics.sed import audio_id, preset_windows, write_score_dir
+from metrics.sed import PSDS_THRESHOLDS, audio_id, preset_windows, psds_eval_cost_warning, write_score_dir
+from metrics.clip_outputs import ClipOutputs
 from models import create_frontend, create_model
 from models.ema import EMATeacher
 from models.registry import get_entry, read_state_dict
 
 MODELS = ("student", "teacher")
+# Warm-up end, cosine start and cosine end (epochs) of the 300-epoch DCASE'24 recipe: the ratios of derived schedules.
+RECIPE_SCHEDULE = (50.0, 100.0, 300.0)
+
+
+def _check_schedule(warmup_epochs: Optional[float], cosine_start: Optional[float],
+                    cosine_end: Optional[float], note: str = "") -> None:
+    """Raises ValueError unless the schedule epochs that are set are non-negative and in order."""
+    given = [value for value in (warmup_epochs, cosine_start, cosine_end) if value is not None]
+    if any(value < 0 for value in given) or given != sorted(given):
+        raise ValueError(f"need 0 <= warmup_epochs <= cosine_start <= cosine_end, got {warmup_epochs}, "
+                         f"{cosine_start}, {cosine_end}{note}")
 
 
 class SoundEventDetection(pl.LightningModule):
@@ -36,9 +52,12 @@ class SoundEventDetection(pl.LightningModule):
     ``weak``, ``mask``, ``has_strong``, ``has_weak``, ``source``, ``name``, optional ``embeddings``).
 
     Logged: ``train/loss``, ``train/strong_loss``, ``train/weak_loss``, ``train/consistency_loss``,
-    ``train/consistency_weight``; ``val/loss``; per evaluation, for the student and (suffix ``_teacher``) the
+    ``train/consistency_weight``; ``{stage}/loss``; per evaluation, for the student and (suffix ``_teacher``) the
     teacher: ``{stage}/psds1``, ``{stage}/psds2``, ``{stage}/f1_intersection``, and at test also
-    ``test/f1_event_macro`` and ``test/f1_segment_macro``.
+    ``test/f1_event_macro`` and ``test/f1_segment_macro``. Evaluation values are computed at epoch end on every
+    clip exactly once: under DDP the processes' scores are merged by clip id, identically on every process.
+    ``{stage}/skipped_clips``: the epoch's undecodable clips (replaced in training, left out of the scores, the ground
+    truth and the predictions of evaluations: the datamodule's ``on_decode_error``).
 
     Args:
         model: Catalogue name of the network (``crnn_dcase24``, ``crnn_dcase24_beats``).
@@ -49,10 +68,13 @@ class SoundEventDetection(pl.LightningModule):
         frontend_overrides: Frontend arguments replacing the catalogue's.
         lr: Peak learning rate of Adam.
         weight_decay: Adam weight decay.
-        warmup_epochs: Exponential warm-up exp(-5 (1 - t / T)^2) of the learning rate and of the consistency
-            weight (fractional epochs, stepped per batch).
-        cosine_start: Epoch where the cosine decay begins (flat before).
-        cosine_end: Epoch where the learning rate reaches zero.
+        warmup_epochs: Exponential warm-up exp(-5 (1 - t / T)^2) of the learning rate (fractional epochs, stepped
+            per batch; the first step runs at the full ``lr``, as in the baseline). The consistency weight follows
+            the same factor (warm-up, flat, cosine), as the baseline's does. ``None``: ``trainer.max_epochs`` x 50 / 300, the
+            recipe's ratio (50 of 300 epochs), so that a short run is not stuck in the warm-up.
+        cosine_start: Epoch where the quarter-cosine decay begins (flat before); ``None``: ``max_epochs`` x 100 / 300.
+        cosine_end: Epoch where the cosine reaches its floor (1e-5 x ``lr``, the baseline's 1e-8); ``None``:
+            ``max_epochs``.
         consistency_weight: Maximum weight of the consistency loss.
         consistency_domains: Source domains whose rows get the consistency loss.
         ema_max_alpha: Upper bound of the teacher's averaging coefficient.
@@ -60,8 +82,13 @@ class SoundEventDetection(pl.LightningModule):
         mixup_alpha: Beta(alpha, alpha) of the mixing coefficient.
         median_windows: Median-filter windows in frames: a preset (``dcase2024``, ``desed``, ``maestro``), one
             window for every class, or one per class; 1 disables the filter.
-        test_engine: ``psds_eval`` (the official toolkit, slow) or ``native`` for the test metrics.
+        test_engine: ``native`` (equal to psds_eval, seconds) or ``psds_eval`` (the official toolkit, minutes on
+            large sets; warns first) for the test PSDS and intersection F1.
     """
+
+    # Hyper-parameters of evaluation: `sonolab test/validate/predict --ckpt_path` takes them from its own config and
+    # command line, not from the checkpoint (experiments.cli).
+    EVAL_OPTIONS: Tuple[str, ...] = ("median_windows", "test_engine")
 
     def __init__(
         self,
@@ -72,28 +99,26 @@ class SoundEventDetection(pl.LightningModule):
         frontend_overrides: Optional[Dict[str, Any]] = None,
         lr: float = 1e-3,
         weight_decay: float = 0.0,
-        warmup_epochs: float = 50.0,
-        cosine_start: float = 100.0,
-        cosine_end: float = 300.0,
+        warmup_epochs: Optional[float] = None,
+        cosine_start: Optional[float] = None,
+        cosine_end: Optional[float] = None,
         consistency_weight: float = 2.0,
         consistency_domains: Sequence[str] = ("desed",),
         ema_max_alpha: float = 0.999,
         mixup_p: float = 0.5,
         mixup_alpha: float = 0.2,
         median_windows: Union[int, List[int], str] = "dcase2024",
-        test_engine: Literal["psds_eval", "native"] = "psds_eval",
+        test_engine: Literal["native", "psds_eval"] = "native",
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
-        if not 0 <= warmup_epochs <= cosine_start <= cosine_end:
-            raise ValueError(f"need 0 <= warmup_epochs <= cosine_start <= cosine_end, got {warmup_epochs}, "
-                             f"{cosine_start}, {cosine_end}")
+        _check_schedule(warmup_epochs, cosine_start, cosine_end)
         self.frontend = create_frontend(model, **(frontend_overrides or {}))
         self.model = create_model(model, n_classes=num_classes, **(model_overrides or {}))
         if checkpoint is not None:
             self._load_weights(checkpoint)
         self.teacher = EMATeacher(self.model, ema_max_alpha)
-        self._scores: Dict[str, Dict[str, Dict[str, np.ndarray]]] = {}
+        self._outputs = {stage: ClipOutputs() for stage in ("val", "test")}
         self._examples: List[Tuple[np.ndarray, np.ndarray]] = []
         self._references: Dict[str, Tuple[Tuple[str, ...], ReferenceSet]] = {}
 
@@ -172,6 +197,7 @@ class SoundEventDetection(pl.LightningModule):
                              "data.clip_seconds/hop_length/pooling match the model's frontend and time pooling")
 
     def training_step(self, batch: Dict[str, Any], batch_idx: int) -> torch.Tensor:
+        log_skipped_clips(self, batch, "train")
         x = self._inputs(batch, train=True)
         strong, weak = self.model(x["features"], x["embeddings"], x["mask"])
         self._check_frames(strong, x["strong"])
@@ -183,7 +209,7 @@ class SoundEventDetection(pl.LightningModule):
             mask = x["mask"][rows]
             consistency = (masked_mse(strong[rows], t_strong[rows], mask.unsqueeze(-1))
                            + masked_mse(weak[rows], t_weak[rows], mask))
-        weight = self.hparams.consistency_weight * exp_rampup(self._epoch_progress(), self.hparams.warmup_epochs)
+        weight = self.hparams.consistency_weight * self._schedule_factor(self._scheduler_count())
         loss = strong_loss + weak_loss + weight * consistency
         size = batch["audio"].shape[0]
         for name, value in (("strong_loss", strong_loss), ("weak_loss", weak_loss),
@@ -192,25 +218,33 @@ class SoundEventDetection(pl.LightningModule):
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=size)
         return loss
 
-    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
-        self.teacher.update(self.model, self.global_step - 1)  # global_step counts the step just taken
+    def _scheduler_count(self) -> int:
+        """The baseline scheduler's counter at the current batch: 1 at the first batch (DESED_task's
+        ``ExponentialWarmup.step_num``); the EMA coefficient and the consistency weight are read at it."""
+        return self.global_step + 1
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        # As the baseline (on_before_zero_grad): the teacher moves towards the student's weights of this batch,
+        # before the optimizer changes them, so it lags by one step; the first coefficient is 0.5.
+        self.teacher.update(self.model, self._scheduler_count())
 
     def _eval_step(self, batch: Dict[str, Any], stage: str) -> None:
+        log_skipped_clips(self, batch, stage)
         x = self._inputs(batch, train=False)
         outputs = {"student": self.model(x["features"], x["embeddings"]),
                    "teacher": self.teacher(x["features"], x["embeddings"])}
         strong = outputs["student"][0]
         self._check_frames(strong, x["strong"])
-        rows = batch["has_strong"].bool()
-        if rows.any():
-            loss = masked_bce(strong[rows], x["strong"][rows], logits=False)
-            self.log(f"{stage}/loss", loss, batch_size=int(rows.sum()), sync_dist=True)
-        store = self._scores.setdefault(stage, {m: {} for m in MODELS})
-        for model_name, (probs, _) in outputs.items():
-            for name, clip in zip(batch["name"], probs.float().cpu().numpy()):
-                store[model_name][name] = clip.T  # (T', C)
+        # per-clip mean BCE (NaN without strong labels): its mean over clips is masked_bce over the strong rows
+        loss = F.binary_cross_entropy(strong.float(), x["strong"], reduction="none").mean(dim=(1, 2))
+        loss = loss.masked_fill(~batch["has_strong"].bool(), float("nan"))
+        scores = {m: probs.float().transpose(1, 2) for m, (probs, _) in outputs.items()}  # (B, T', C) per model
+        # undecodable clips (silent placeholders) are left out, so the reference leaves out their events too
+        rows = drop_skipped({"name": batch["name"], "loss": loss, "target": x["strong"], "probs": strong, **scores},
+                            batch.get(SKIPPED))
+        self._outputs[stage].add(rows["name"], loss=rows["loss"], **{m: rows[m] for m in MODELS})
         if stage == "val" and len(self._examples) < 8:
-            for target, probs in zip(x["strong"].cpu().numpy(), strong.float().cpu().numpy()):
+            for target, probs in zip(rows["target"].cpu().numpy(), rows["probs"].float().cpu().numpy()):
                 self._examples.append((target, probs))
 
     def validation_step(self, batch: Dict[str, Any], batch_idx: int) -> None:
@@ -221,27 +255,41 @@ class SoundEventDetection(pl.LightningModule):
 
     def predict_step(self, batch: Dict[str, Any], batch_idx: int) -> Dict[str, Any]:
         strong, weak = self(batch["audio"], batch.get("embeddings"))
-        return {"name": list(batch["name"]), "strong": strong.cpu(), "weak": weak.cpu()}
+        return drop_skipped({"name": list(batch["name"]), "strong": strong.cpu(), "weak": weak.cpu()},
+                            batch.get(SKIPPED))
 
     # ------------------------------------------------------------------------------------------------------------
     # evaluation
     # ------------------------------------------------------------------------------------------------------------
     def on_validation_epoch_start(self) -> None:
-        self._scores.pop("val", None)
+        self._outputs["val"].reset()
         self._examples = []
 
     def on_test_epoch_start(self) -> None:
-        self._scores.pop("test", None)
+        self._outputs["test"].reset()
 
     def clip_scores(self, stage: str, model_name: str = "student",
                     postprocess: bool = True) -> Dict[str, ClipScores]:
         """Frame scores of the last ``stage`` epoch keyed by audio id, median-filtered unless ``postprocess`` is
-        False (all processes' clips under DDP)."""
-        raw = _gather(self._scores.get(stage, {}).get(model_name, {}))
+        False (all processes' clips under DDP, each clip once; a collective there: every process calls it)."""
+        rows = self._outputs[stage].merged()
+        if not len(rows["name"]):
+            return {}
         encoder, names = self.datamodule.encoder, tuple(self.datamodule.class_names)
         windows = self.windows() if postprocess else 1
         return {audio_id(name): ClipScores(encoder.timestamps, median_filter(scores, windows), names)
-                for name, scores in raw.items()}
+                for name, scores in zip(rows["name"], rows[model_name])}
+
+    def _log(self, name: str, value: float, prog_bar: bool = False) -> None:
+        """Logs an evaluation value that every process computed identically (from the merged clips); the max
+        "reduction" only keeps Lightning's DDP bookkeeping exact."""
+        self.log(name, value, prog_bar=prog_bar, sync_dist=True, reduce_fx="max")
+
+    def _log_loss(self, stage: str) -> None:
+        """``{stage}/loss``: mean BCE over the frames of the clips with strong labels, every clip once."""
+        losses = self._outputs[stage].merged().get("loss")
+        if losses is not None and np.isfinite(losses).any():
+            self._log(f"{stage}/loss", float(np.nanmean(losses)))
 
     def _reference(self, stage: str, clip_ids: Sequence[str]) -> Tuple[Any, Any]:
         """Ground truth and durations of the clips that were scored (all of them, unless ``limit_*_batches``)."""
@@ -253,8 +301,9 @@ class SoundEventDetection(pl.LightningModule):
         return ground_truth.reset_index(drop=True), durations.reset_index(drop=True)
 
     def on_validation_epoch_end(self) -> None:
-        if self.trainer.sanity_checking or "val" not in self._scores:
+        if self.trainer.sanity_checking:
             return
+        self._log_loss("val")
         by_model = {name: self.clip_scores("val", name) for name in MODELS}
         ground_truth, durations = self._reference("val", list(by_model["student"]))
         if ground_truth["event_label"].dropna().empty:
@@ -266,22 +315,27 @@ class SoundEventDetection(pl.LightningModule):
         for model_name in MODELS:
             scores = match_scores(by_model[model_name], ground_truth, durations)
             suffix = "" if model_name == "student" else "_teacher"
-            self.log(f"val/psds1{suffix}", reference.psds(scores, PSDS1), prog_bar=model_name == "student",
-                     rank_zero_only=True)
+            self._log(f"val/psds1{suffix}", reference.psds(scores, PSDS1), prog_bar=model_name == "student")
             if len(reference.class_names) > 1:  # PSDS2 weighs cross-triggers between classes
-                self.log(f"val/psds2{suffix}", reference.psds(scores, PSDS2), rank_zero_only=True)
-            self.log(f"val/f1_intersection{suffix}", reference.intersection_f1(scores), rank_zero_only=True)
+                self._log(f"val/psds2{suffix}", reference.psds(scores, PSDS2))
+            self._log(f"val/f1_intersection{suffix}", reference.intersection_f1(scores))
 
     def on_test_epoch_end(self) -> None:
+        self._log_loss("test")
         for model_name in MODELS:
             scores = self.clip_scores("test", model_name)
             ground_truth, durations = self._reference("test", list(scores))
             if self.trainer.is_global_zero and self.trainer.log_dir:
                 write_score_dir(os.path.join(self.trainer.log_dir, "scores", model_name), scores)
+            if self.hparams.test_engine == "psds_eval" and model_name == MODELS[0]:
+                n_classes = ground_truth["event_label"].nunique()
+                warning = psds_eval_cost_warning(len(PSDS_THRESHOLDS), n_classes, len(scores))
+                if warning:
+                    rank_zero_warn(warning)
             result = evaluate_scores(scores, ground_truth, durations, engine=self.hparams.test_engine)
             suffix = "" if model_name == "student" else "_teacher"
             for key in ("psds1", "psds2", "f1_intersection", "f1_event_macro", "f1_segment_macro"):
-                self.log(f"test/{key}{suffix}", getattr(result, key), rank_zero_only=True)
+                self._log(f"test/{key}{suffix}", getattr(result, key))
 
     def example_clips(self, count: int) -> List[Tuple[np.ndarray, np.ndarray]]:
         """(target (C, T'), student probabilities (C, T')) of the first validation clips, classes with events."""
@@ -299,27 +353,34 @@ class SoundEventDetection(pl.LightningModule):
         total, epochs = trainer.estimated_stepping_batches, trainer.max_epochs
         return max(1.0, float(total) / epochs) if epochs and epochs > 0 and np.isfinite(total) else 1.0
 
-    def _epoch_progress(self) -> float:
-        """Fractional epochs done (the unit of the warm-up and the cosine)."""
-        return self.global_step / self._steps_per_epoch()
+    def schedule_epochs(self) -> Tuple[float, float, float]:
+        """(warm-up end, cosine start, cosine end) in epochs: the set values, the others derived from
+        ``trainer.max_epochs`` with the recipe's ratios (exactly 50, 100, 300 at 300 epochs)."""
+        hp = self.hparams
+        given = (hp.warmup_epochs, hp.cosine_start, hp.cosine_end)
+        if all(value is not None for value in given):
+            return tuple(float(value) for value in given)
+        epochs = self.trainer.max_epochs
+        if not epochs or epochs < 0:
+            raise ValueError("warmup_epochs/cosine_start/cosine_end left unset derive from trainer.max_epochs, which "
+                             f"is {epochs}: set trainer.max_epochs or the three schedule epochs")
+        derived = tuple(float(value) if value is not None else epochs * ratio / RECIPE_SCHEDULE[-1]
+                        for value, ratio in zip(given, RECIPE_SCHEDULE))
+        _check_schedule(*derived, note=f" (unset ones derived from trainer.max_epochs {epochs})")
+        return derived
+
+    def _schedule_factor(self, count: int) -> float:
+        """The baseline's scaling factor (warm-up, flat, quarter cosine) at scheduler counter ``count`` (steps); it
+        scales both the learning rate and the consistency weight."""
+        warmup, cosine_start, cosine_end = self.schedule_epochs()
+        return exp_warmup_cosine(count / self._steps_per_epoch(), warmup, cosine_start, cosine_end)
 
     def configure_optimizers(self) -> Any:
         hp = self.hparams
         optimizer = torch.optim.Adam(self.model.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
-        per_epoch = self._steps_per_epoch()
-        schedule = lambda step: exp_warmup_cosine(step / per_epoch, hp.warmup_epochs, hp.cosine_start,
-                                                  hp.cosine_end)
+        self.schedule_epochs()  # checks the schedule before the first step
+        # The baseline's scheduler sets the rate only after the first optimizer step, which thus runs at the full lr;
+        # the rate of step k >= 1 is the factor at the scheduler's counter k + 1.
+        schedule = lambda step: 1.0 if step == 0 else self._schedule_factor(step + 1)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
-
-
-def _gather(scores: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
-    """Every process's scores merged (a no-op without torch.distributed)."""
-    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
-        return scores
-    parts: List[Optional[Dict[str, np.ndarray]]] = [None] * torch.distributed.get_world_size()
-    torch.distributed.all_gather_object(parts, scores)
-    merged: Dict[str, np.ndarray] = {}
-    for part in parts:
-        merged.update(part or {})
-    return merged

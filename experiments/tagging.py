@@ -3,19 +3,20 @@ single labels, or masked BCE on soft labels), optional teacher distillation."""
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, Literal, Optional
+from typing import Any, Dict, Literal, Optional, Tuple
 
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
-from torch import nn
-from torchmetrics.classification import MulticlassAccuracy, MultilabelAUROC, MultilabelAveragePrecision
+from torchmetrics.functional.classification import multilabel_auroc, multilabel_average_precision
 
 from datamodules.augment.mixing import WaveformMix, draw_mix, mix
 from datamodules.augment.waveform import Gain, Roll
+from datamodules.datasets import SKIPPED, drop_skipped, log_skipped_clips
 from experiments.schedules import exp_warmup_linear_down
 from losses.bce_distillation import BCEDistillationLoss
 from losses.masked_bce import masked_bce
+from metrics.clip_outputs import ClipOutputs
 from models import create_frontend, create_model
 from models.registry import get_entry, read_state_dict
 
@@ -31,9 +32,13 @@ class AudioTagging(pl.LightningModule):
     ``TaggingDataModule``); then the loss is ``kd_lambda * BCE(labels) + (1 - kd_lambda) * BCE(sigmoid(teacher / T))``,
     mixup-consistent.
 
-    Metrics: ``{stage}/mAP`` and ``{stage}/auroc`` (macro, over known labels only: soft labels count as positive
-    above 0.5), ``{stage}/d_prime``, and with ``"ce"`` also ``{stage}/acc`` (fraction of clips whose top class is the
-    label).
+    Metrics: ``{stage}/loss``, ``{stage}/mAP`` and ``{stage}/auroc`` (macro, over known labels only: soft labels
+    count as positive above 0.5), ``{stage}/d_prime``, and with ``"ce"`` also ``{stage}/acc`` (fraction of clips
+    whose top class is the label). They are computed once per epoch on every clip exactly once: under DDP the
+    clips of all processes are merged by clip id (:class:`~metrics.clip_outputs.ClipOutputs`), so the values equal
+    a single-process run. ``train/teacher_coverage`` is the fraction of training clips with teacher logits;
+    ``{stage}/skipped_clips`` counts the epoch's undecodable clips (replaced in training, left out of evaluations and
+    predictions: the datamodule's ``on_decode_error``).
 
     Args:
         model: Catalogue name (its architecture and frontend come with it; ``sonolab models`` lists them).
@@ -58,6 +63,10 @@ class AudioTagging(pl.LightningModule):
         kd_temperature: Teacher temperature.
         loss: ``"bce"``, ``"ce"`` or ``"masked_bce"`` (see above).
     """
+
+    # Hyper-parameters of evaluation that `sonolab test/predict --ckpt_path` would take from its own config instead
+    # of the checkpoint (experiments.cli): none, tagging evaluates the trained network as it is.
+    EVAL_OPTIONS: Tuple[str, ...] = ()
 
     def __init__(
         self,
@@ -95,17 +104,7 @@ class AudioTagging(pl.LightningModule):
         if loss not in ("bce", "ce", "masked_bce"):
             raise ValueError(f"loss must be 'bce', 'ce' or 'masked_bce', got {loss!r}")
         self.kd_loss = BCEDistillationLoss(kd_lambda, kd_temperature)
-        self.metrics = nn.ModuleDict({stage: self._stage_metrics(num_classes, loss) for stage in ("val", "test")})
-
-    @staticmethod
-    def _stage_metrics(num_classes: int, loss: str) -> nn.ModuleDict:
-        metrics = {
-            "mAP": MultilabelAveragePrecision(num_labels=num_classes, average="macro", ignore_index=-1),
-            "auroc": MultilabelAUROC(num_labels=num_classes, average="macro", ignore_index=-1),
-        }
-        if loss == "ce":
-            metrics["acc"] = MulticlassAccuracy(num_classes=num_classes, average="micro")
-        return nn.ModuleDict(metrics)
+        self.outputs = {stage: ClipOutputs() for stage in ("val", "test")}
 
     def _load_backbone(self, checkpoint: Optional[str], pretrained: Optional[str]) -> None:
         if pretrained is not None:
@@ -137,9 +136,13 @@ class AudioTagging(pl.LightningModule):
             raise ValueError(f"model {self.hparams.model!r} expects {expected} Hz audio, data.sample_rate is {data_rate}")
 
     def on_train_epoch_start(self) -> None:
-        dataset = getattr(getattr(self.trainer, "datamodule", None), "_datasets", {}).get("train")
+        datamodule = getattr(self.trainer, "datamodule", None)
+        dataset = getattr(datamodule, "_datasets", {}).get("train")
         if hasattr(dataset, "set_epoch"):
             dataset.set_epoch(self.current_epoch)
+        coverage = getattr(datamodule, "teacher_coverage", None)
+        if coverage is not None:
+            self.log("train/teacher_coverage", float(coverage))
 
     def _train_inputs(self, batch: Dict[str, Any]) -> tuple:
         """Augmented spectrograms, label targets, teacher targets (or None) and KD weights, mixed consistently."""
@@ -159,6 +162,7 @@ class AudioTagging(pl.LightningModule):
         return spec, target, teacher, kd_weight
 
     def _shared_step(self, batch: Dict[str, Any], stage: str) -> torch.Tensor:
+        log_skipped_clips(self, batch, stage)
         if stage == "train":
             spec, target, teacher, kd_weight = self._train_inputs(batch)
         else:
@@ -173,10 +177,14 @@ class AudioTagging(pl.LightningModule):
             self.log(f"{stage}/distillation_loss", terms["distillation_loss"], batch_size=batch_size)
         else:
             loss = self._label_loss(logits, target, batch)
-        self.log(f"{stage}/loss", loss, prog_bar=stage == "train", on_step=stage == "train", on_epoch=True,
-                 batch_size=batch_size, sync_dist=stage != "train")
-        if stage in self.metrics:
-            self._update_metrics(stage, logits.float(), batch)
+        if stage == "train":
+            self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=batch_size)
+        else:  # scored at epoch end, every clip once; undecodable clips (silent placeholders) are left out
+            fields = {"name": batch["name"], "logits": logits.float(), "target": batch["target"].float()}
+            if "mask" in batch:
+                fields["mask"] = batch["mask"].bool()
+            fields = drop_skipped(fields, batch.get(SKIPPED))
+            self.outputs[stage].add(fields.pop("name"), **fields)
         return loss
 
     def _label_loss(self, logits: torch.Tensor, target: torch.Tensor, batch: Dict[str, Any]) -> torch.Tensor:
@@ -191,20 +199,33 @@ class AudioTagging(pl.LightningModule):
         if kind == "masked_bce":
             if "mask" not in batch:
                 raise ValueError("loss='masked_bce' needs a label mask: the data has no soft labels "
-                                 "(datamodules.h5format.attach_soft_labels)")
+                                 "(datamodules.format.hdf5.attach_soft_labels)")
             return masked_bce(logits, target, batch["mask"], normalize="valid")
         return masked_bce(logits, target)
 
-    def _update_metrics(self, stage: str, logits: torch.Tensor, batch: Dict[str, Any]) -> None:
-        target = batch["target"]
+    def evaluate(self, stage: str) -> Dict[str, float]:
+        """Loss and metrics of the clips scored in the last ``stage`` epoch (all processes' clips, each once);
+        empty when no clip was scored."""
+        rows = {k: torch.from_numpy(v) for k, v in self.outputs[stage].merged().items() if k != "name"}
+        if not rows:
+            return {}
+        logits, target = rows["logits"], rows["target"]
+        loss = self._label_loss(logits, target, rows)
         hard = (target > 0.5).long()
-        if "mask" in batch:
-            hard = hard.masked_fill(~batch["mask"].bool(), -1)
-        for name, metric in self.metrics[stage].items():
-            if name == "acc":
-                metric.update(logits.argmax(dim=1), target.argmax(dim=1))
-            else:
-                metric.update(logits, hard)
+        if "mask" in rows:
+            hard = hard.masked_fill(~rows["mask"], -1)
+        classes = logits.shape[1]
+        auroc = multilabel_auroc(logits, hard, num_labels=classes, average="macro", ignore_index=-1)
+        result = {
+            "loss": float(loss),
+            "mAP": float(multilabel_average_precision(logits, hard, num_labels=classes, average="macro",
+                                                      ignore_index=-1)),
+            "auroc": float(auroc),
+            "d_prime": float(math.sqrt(2.0) * torch.special.ndtri(auroc.clamp(1e-6, 1 - 1e-6))),  # sqrt(2) Phi^-1(AUC)
+        }
+        if self.hparams.loss == "ce":
+            result["acc"] = float((logits.argmax(dim=1) == target.argmax(dim=1)).float().mean())
+        return result
 
     def training_step(self, batch: Dict[str, Any], batch_idx: int) -> torch.Tensor:
         return self._shared_step(batch, "train")
@@ -215,13 +236,16 @@ class AudioTagging(pl.LightningModule):
     def test_step(self, batch: Dict[str, Any], batch_idx: int) -> None:
         self._shared_step(batch, "test")
 
+    def on_validation_epoch_start(self) -> None:
+        self.outputs["val"].reset()
+
+    def on_test_epoch_start(self) -> None:
+        self.outputs["test"].reset()
+
     def _log_metrics(self, stage: str) -> None:
-        for name, metric in self.metrics[stage].items():
-            value = metric.compute()
-            self.log(f"{stage}/{name}", value, prog_bar=name == "mAP")
-            if name == "auroc":  # d' = sqrt(2) * Phi^-1(AUC)
-                self.log(f"{stage}/d_prime", math.sqrt(2.0) * torch.special.ndtri(value.clamp(1e-6, 1 - 1e-6)))
-            metric.reset()
+        for name, value in self.evaluate(stage).items():
+            # identical on every process: the max "reduction" only keeps Lightning's DDP bookkeeping exact
+            self.log(f"{stage}/{name}", value, prog_bar=name == "mAP", sync_dist=True, reduce_fx="max")
 
     def on_validation_epoch_end(self) -> None:
         self._log_metrics("val")
@@ -232,7 +256,7 @@ class AudioTagging(pl.LightningModule):
     def predict_step(self, batch: Dict[str, Any], batch_idx: int) -> Dict[str, Any]:
         logits = self(batch["audio"])
         probs = torch.softmax(logits, dim=1) if self.hparams.loss == "ce" else torch.sigmoid(logits)
-        return {"name": list(batch["name"]), "probs": probs.cpu()}
+        return drop_skipped({"name": list(batch["name"]), "probs": probs.cpu()}, batch.get(SKIPPED))
 
     def configure_optimizers(self) -> Any:
         hp = self.hparams

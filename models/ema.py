@@ -1,14 +1,18 @@
 """The mean teacher: an exponential moving average of a student network (Tarvainen & Valpola, 2017), as the
 DCASE Task 4 baselines use it (specs/sed.md "Mean teacher").
 
-After every optimiser step ``t`` (the global step, starting at 0)::
+At every training batch, with ``t`` the baseline scheduler's counter (1 at the first batch) and before the optimiser
+changes the student (the SED task calls it from ``on_before_optimizer_step``, as the baseline's
+``on_before_zero_grad``)::
 
     alpha = min(1 - 1 / (t + 1), max_alpha)
     teacher_param = alpha * teacher_param + (1 - alpha) * student_param
 
-so the teacher starts as a copy of the student and averages over ~1 / (1 - max_alpha) steps later on. Only the
+so the teacher starts as a copy of the student (alpha 0.5 of two equal copies), lags it by one step, and averages
+over ~1 / (1 - max_alpha) steps later on. Only the
 parameters are averaged; buffers (batch-norm statistics) are the teacher's own, updated by its own forward passes
-in training mode, as in the baseline.
+in training mode, as in the baseline. The teacher is a submodule of the task, so its parameters and buffers are in
+every checkpoint, and a resumed fit continues it (with the restored global step) exactly.
 """
 from __future__ import annotations
 

@@ -113,7 +113,8 @@ def quantize_int8(model: CPMobile, calibration_batches: Iterable[torch.Tensor], 
     Args:
         model: The fp32 network.
         calibration_batches: A few (B, 1, F, T) log-mel batches from the training distribution, computed by the
-            model's frontend in eval mode (no masking); a few hundred clips suffice.
+            model's frontend in eval mode (no masking); a few hundred clips suffice. The activation ranges, hence
+            every int8 output, depend on them: a fixed set (not shuffled, not augmented) makes the result reproducible.
         backend: Quantised engine and qconfig: "x86" (default; fbgemm's successor), "fbgemm" or "qnnpack".
 
     Returns:

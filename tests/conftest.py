@@ -2,11 +2,26 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
 os.environ.setdefault("JSONARGPARSE_DEPRECATION_WARNINGS", "off")
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_script(text: str, folder, *args, timeout: int = 300) -> None:
+    """Runs ``text`` as a script in a fresh interpreter in ``folder`` (multi-process DDP tests need their own
+    processes) with ``args``, one thread per process; fails the test with its stderr when it fails."""
+    path = os.path.join(str(folder), "script.py")
+    with open(path, "w") as f:
+        f.write(text)
+    env = {**os.environ, "PYTHONPATH": REPO, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, path, *map(str, args)], env=env, cwd=str(folder), capture_output=True,
+                          text=True, timeout=timeout)
+    assert proc.returncode == 0, proc.stderr[-3000:]
 
 TONE_CLASSES = ["low", "mid", "high", "noise"]
 
@@ -14,8 +29,8 @@ TONE_CLASSES = ["low", "mid", "high", "noise"]
 def write_tone_h5(path: str, n_clips: int, seed: int, sample_rate: int = 32000, seconds: float = 1.0,
                   codec: str = "pcm16") -> str:
     """Clips holding 1-2 of four easily separable sources (three tones, a noise band), weak labels attached."""
-    from datamodules.audio_io import encode_audio
-    from datamodules.h5format import ClipRecord, write_h5
+    from datamodules.format.audio_io import encode_audio
+    from datamodules.format.hdf5 import ClipRecord, write_h5
 
     rng = np.random.default_rng(seed)
     t = np.arange(int(sample_rate * seconds)) / sample_rate
@@ -43,7 +58,7 @@ def tone_h5_dir(tmp_path_factory) -> str:
 @pytest.fixture(scope="session")
 def demo_data(tmp_path_factory):
     """The full demo data set (``sonolab demo-data --seed 0``), generated once per test session: (root, summary)."""
-    from datamodules.demo_data import generate
+    from datamodules.sources.demo import generate
 
     out = tmp_path_factory.mktemp("demo")
     return str(out), generate(str(out), seed=0, workers=2)
@@ -149,7 +164,9 @@ def downstream_layouts(demo_data, tmp_path_factory) -> dict:
 @pytest.fixture(scope="session")
 def downstream_h5(downstream_layouts, tmp_path_factory) -> dict:
     """The packed downstream sets: ``{"esc50": [5 fold files], "openmic": {train, test}, "tau20": {train, test}}``."""
-    from datamodules.downstream import pack_esc50, pack_openmic, pack_tau20
+    from datamodules.sources.esc50 import pack_esc50
+    from datamodules.sources.openmic import pack_openmic
+    from datamodules.sources.tau20 import pack_tau20
 
     out = str(tmp_path_factory.mktemp("downstream_h5"))
     return {

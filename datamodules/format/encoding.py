@@ -1,6 +1,9 @@
-"""The packer's worker side: read a window of an audio file, resample and encode it, in a pool of processes.
+"""The packer's worker side: read a window of an audio file, check it, resample and encode it, in a pool of processes.
 
 Each task is about one file only: any failure comes back as an error message for that clip, and the pack goes on.
+What had to change on the way comes back as notes (kind, message): ``truncated`` (the file decodes shorter than its
+header declares; the packer decides whether such a clip is kept) and ``clipped_audio`` (float samples beyond
+[-1, 1], clipped).
 """
 from __future__ import annotations
 
@@ -11,9 +14,11 @@ from typing import Callable, List, Optional, Set, Tuple
 import numpy as np
 
 from datamodules.format.audio_io import encode_audio, read_audio_window, resample
+from datamodules.format.integrity import float_clipping_message, truncation_message
 
 EncodeTask = Tuple[int, str, int, str, float, float, Optional[float]]
-EncodeResult = Tuple[int, Optional[np.ndarray], float, str]
+Note = Tuple[str, str]  # (kind, message)
+EncodeResult = Tuple[int, Optional[np.ndarray], float, str, Tuple[Note, ...]]
 
 
 def init_worker() -> None:
@@ -34,17 +39,31 @@ def _noop() -> None:
 
 
 def encode_file(task: EncodeTask) -> EncodeResult:
-    """(item index, path, rate, codec, quality, start, end) -> (index, audio or None, duration, error message)."""
+    """(item index, path, rate, codec, quality, start, end) -> (index, audio or None, duration, error, notes)."""
     index, path, sample_rate, codec, quality, start, end = task
     try:
         wave, rate = read_audio_window(path, start, end)
+        notes = []
+        truncated = truncation_message(path, start, end, wave.size, rate)
+        if truncated:
+            notes.append(("truncated", truncated))
+        clipped = float_clipping_message(path, wave)
+        if clipped:  # clipped before resampling, so that the stored clip is the clipped source
+            notes.append(("clipped_audio", clipped))
+            wave = np.clip(wave, -1.0, 1.0)
         wave = resample(wave, rate, sample_rate)
         if wave.size == 0:
             raise ValueError("no samples after resampling")
-        return index, encode_audio(wave, sample_rate, codec, quality), wave.size / sample_rate, ""
+        encoded = encode_audio(wave, sample_rate, codec, quality)
+        return index, encoded, wave.size / sample_rate, "", tuple((k, one_line(m)) for k, m in notes)
     except Exception as err:  # any failure is about this file only; the pack goes on without it
         message = f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
-        return index, None, 0.0, " ".join(message.split())  # one line, no tabs: it goes into a TSV
+        return index, None, 0.0, one_line(message), ()
+
+
+def one_line(text: str) -> str:
+    """``text`` on one line without tabs (it goes into a TSV)."""
+    return " ".join(text.split())
 
 
 def start_executor(workers: int) -> Optional[ProcessPoolExecutor]:

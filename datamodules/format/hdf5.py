@@ -27,12 +27,17 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 import h5py
 import numpy as np
 
-from datamodules.format.audio_io import CODECS, decode_audio, pad_or_crop, resample
+from datamodules.format.audio_io import CODECS, AudioDecodeError, decode_audio, pad_or_crop, resample
 
 FORMAT_NAME = "sonolab-audio"
 FORMAT_VERSION = 1
 COMMUNITY_SAMPLE_RATE = 32000
 _STR = h5py.string_dtype("utf-8")
+
+
+class H5LayoutError(ValueError):
+    """An audio HDF5 file lacks a dataset of the format, or holds one of the wrong type or shape (the message names
+    the file and the dataset)."""
 
 
 @dataclass
@@ -173,6 +178,25 @@ class LazyH5:
         return self._h5
 
 
+def _check_rows(f: h5py.File, path: str) -> None:
+    """The datasets every reader relies on: ``audio_name`` (N,), the audio dataset (N,) and ``target`` uint8 (N, B),
+    the packbits of the weak labels (community files included)."""
+    n = len(f["audio_name"])
+    codec = next(c for c in CODECS if c in f)
+    if f[codec].shape[:1] != (n,):
+        raise H5LayoutError(f"{path}: dataset {codec!r} has shape {f[codec].shape}, expected {n} rows like "
+                            "'audio_name'")
+    if "target" not in f:
+        raise H5LayoutError(f"{path}: no 'target' dataset (the weak labels: uint8 (N, ceil(classes / 8)) packbits, "
+                            "as in the community AudioSet files)")
+    target = f["target"]
+    if target.dtype != np.uint8:
+        raise H5LayoutError(f"{path}: dataset 'target' is {target.dtype}, expected uint8 (packbits of the weak labels)")
+    if target.ndim != 2 or target.shape[0] != n:
+        raise H5LayoutError(f"{path}: dataset 'target' has shape {target.shape}, expected ({n}, bytes per row) like "
+                            f"the {n} rows of 'audio_name'")
+
+
 class AudioH5(LazyH5):
     """Lazy, fork-safe reader of a sonolab (or community AudioSet/FSD50K) HDF5 file.
 
@@ -193,13 +217,14 @@ class AudioH5(LazyH5):
         try:
             f = h5py.File(path, "r")
         except OSError as err:
-            raise ValueError(f"{path!r} is not a readable HDF5 file: {err}") from err
+            raise H5LayoutError(f"{path!r} is not a readable HDF5 file: {err}") from err
         with f:
             if "audio_name" not in f:
-                raise ValueError(f"{path!r} has no 'audio_name' dataset; is it an audio HDF5 file?")
+                raise H5LayoutError(f"{path!r} has no 'audio_name' dataset; is it an audio HDF5 file?")
             codecs = [c for c in CODECS if c in f]
             if len(codecs) != 1:
-                raise ValueError(f"{path!r} must hold exactly one audio dataset of {CODECS}, found {codecs}")
+                raise H5LayoutError(f"{path!r} must hold exactly one audio dataset of {CODECS}, found {codecs}")
+            _check_rows(f, path)
             self.codec = codecs[0]
             attrs = f.attrs
             self.sample_rate = int(attrs.get("sample_rate", COMMUNITY_SAMPLE_RATE))
@@ -208,7 +233,7 @@ class AudioH5(LazyH5):
             self.device_names = _str_list(attrs.get("device_names"))
             self.city_names = _str_list(attrs.get("city_names"))
             self.names = np.array([n.decode("utf-8") for n in f["audio_name"][()]], dtype=object)
-            self._target = f["target"][()] if "target" in f else None
+            self._target = f["target"][()]
             self.durations = f["duration"][()] if "duration" in f else None
             self._ints = {k: f[k][()] for k in ("scene", "device", "city") if k in f}
             self._events = {k: f["events"][k][()] for k in f["events"]} if "events" in f else None
@@ -222,6 +247,9 @@ class AudioH5(LazyH5):
         elif self.class_names and num_classes != len(self.class_names):
             raise ValueError(f"{path!r} stores {len(self.class_names)} classes, num_classes={num_classes} given")
         self.num_classes = int(num_classes)
+        if self._target.shape[1] < (self.num_classes + 7) // 8:
+            raise H5LayoutError(f"{path}: dataset 'target' has {self._target.shape[1]} bytes per row, "
+                                f"{self.num_classes} classes need {(self.num_classes + 7) // 8} (packbits, 8 per byte)")
         self._row: Optional[Dict[str, int]] = None
 
     def __len__(self) -> int:
@@ -247,8 +275,8 @@ class AudioH5(LazyH5):
         data = self.file[self.codec][i]
         try:
             wave, rate = decode_audio(data, self.codec, self.sample_rate)
-        except ValueError as err:
-            raise ValueError(f"{self.path}: clip {i} ({self.names[i]!r}): {err}") from err
+        except AudioDecodeError as err:
+            raise AudioDecodeError(f"{self.path}: clip {i} ({self.names[i]!r}): {err}") from err
         if sample_rate is not None:
             wave = resample(wave, rate, sample_rate)
         if length is not None:

@@ -7,14 +7,16 @@ source stream. Validation/test/predict batches come from one file each, every cl
 
 Batch (a dict; B rows, C classes, T frames):
     audio (B, samples) float32, strong (B, C, T) float32, weak (B, C) float32, mask (B, C) bool, has_strong (B,) bool,
-    has_weak (B,) bool, source (B,) long (-1 outside training), name list[str], and embeddings (B, D, T_e) float32
-    when frame-embedding files are configured. Fields are described in :mod:`datamodules.sed.dataset`.
+    has_weak (B,) bool, source (B,) long (-1 outside training), skipped (B,) long, name list[str], and embeddings
+    (B, D, T_e) float32 when frame-embedding files are configured. Fields are described in
+    :mod:`datamodules.sed.dataset`.
 
 Under DDP every process gets ``batch_size`` clips of every source per step from its own disjoint share
 (:class:`~datamodules.sed.sampler.MultiSourceBatchSampler`, which Lightning does not re-wrap).
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict, dataclass
 from typing import Any, Dict, List, Literal, Optional, Tuple, Union
 
@@ -22,6 +24,8 @@ import pandas as pd
 import pytorch_lightning as pl
 from torch.utils.data import DataLoader
 
+from datamodules.datasets import OnDecodeError, decode_mode
+from datamodules.label_space import LabelSpaceError, show_names
 from datamodules.sed.dataset import LABEL_KINDS, MultiSourceDataset, SEDClipDataset, collate_sed, passthrough
 from datamodules.sed.label_encoder import EventLabelEncoder
 from datamodules.sed.masks import resolve_classes
@@ -80,7 +84,11 @@ class SEDDataModule(pl.LightningDataModule):
             dishes -> Dishes): target = max over its sources, and it joins the mask.
         reverse_aliases: DESED -> MAESTRO as well (Speech -> people talking, Dishes -> cutlery and dishes), as the
             CP-JKU system does; ambiguous, off by default (see :mod:`datamodules.sed.masks`).
-        strict_classes: Raise on a file class outside the label space instead of ignoring it with a warning.
+        strict_classes: Raise on a class of a training source outside the label space instead of ignoring it with a
+            warning (it may still feed an alias).
+        eval_other_classes: Classes of the validation/test file outside the label space: ``"error"`` (default:
+            the file does not fit the model's classes), or ``"ignore"`` to evaluate the label space's classes only
+            (the other classes' events are left out of the targets and the ground truth, with a warning).
         sample_rate: Rate the model expects; audio is resampled from the file's rate.
         clip_seconds: Clip length (zero-padded or cropped; random crops in training).
         hop_length: STFT hop of the model's frontend (samples at ``sample_rate``).
@@ -92,6 +100,12 @@ class SEDDataModule(pl.LightningDataModule):
         test_embeddings: Frame embeddings of the test clips.
         predict_embeddings: Frame embeddings of the predicted clips (defaults to ``test_embeddings`` when
             ``predict_h5`` defaults to ``test_h5``).
+        on_decode_error: A training clip whose audio cannot be decoded: ``"skip"`` replaces it by another clip of the
+            same file (so of the same source), drawn from (seed, epoch, source, row) (warned once per clip, counted in
+            ``train/skipped_clips``); ``"raise"`` stops with an error naming the file and the clip.
+        eval_on_decode_error: The same for validation, test and prediction clips, ``"raise"`` by default (a metric
+            of a silently shrunk set is another number); ``"skip"`` leaves such clips out of the metrics, the ground
+            truth and the predictions, warns once per clip and logs ``val/skipped_clips`` / ``test/skipped_clips``.
     """
 
     def __init__(
@@ -104,6 +118,7 @@ class SEDDataModule(pl.LightningDataModule):
         aliases: bool = True,
         reverse_aliases: bool = False,
         strict_classes: bool = False,
+        eval_other_classes: Literal["error", "ignore"] = "error",
         sample_rate: int = 16000,
         clip_seconds: float = 10.0,
         hop_length: int = 256,
@@ -114,14 +129,20 @@ class SEDDataModule(pl.LightningDataModule):
         val_embeddings: Optional[str] = None,
         test_embeddings: Optional[str] = None,
         predict_embeddings: Optional[str] = None,
+        on_decode_error: OnDecodeError = "skip",
+        eval_on_decode_error: OnDecodeError = "raise",
     ) -> None:
         super().__init__()
+        self._decode = {"train": decode_mode(on_decode_error, train=True),
+                        "eval": decode_mode(eval_on_decode_error, train=False)}
         self.sources = [_as_source(s, i) for i, s in enumerate(sources)]
         if not self.sources:
             raise ValueError("sources: at least one training source is needed")
         names = [s.name for s in self.sources]
         if len(set(names)) != len(names):
             raise ValueError(f"sources: names must be unique, got {names}")
+        if eval_other_classes not in ("error", "ignore"):
+            raise ValueError(f"eval_other_classes must be 'error' or 'ignore', got {eval_other_classes!r}")
         if sample_rate <= 0 or clip_seconds <= 0 or hop_length <= 0 or pooling <= 0 or val_batch_size <= 0:
             raise ValueError("sample_rate, clip_seconds, hop_length, pooling and val_batch_size must be positive, got "
                              f"{sample_rate}, {clip_seconds}, {hop_length}, {pooling}, {val_batch_size}")
@@ -164,6 +185,7 @@ class SEDDataModule(pl.LightningDataModule):
             path, self.encoder, labels, hp.sample_rate, source_index=index, name=name, aliases=hp.aliases,
             reverse_aliases=hp.reverse_aliases, strict_classes=hp.strict_classes, all_valid=not train,
             random_crop=train, seed=hp.seed, embeddings=embeddings,
+            on_decode_error=self._decode["train" if train else "eval"],
         )
 
     def train_dataset(self) -> MultiSourceDataset:
@@ -179,7 +201,17 @@ class SEDDataModule(pl.LightningDataModule):
         """The file of ``stage`` (``val``, ``test`` or ``predict``), built once."""
         if stage not in self._datasets:
             path, embeddings = self._stage_files(stage)
-            dataset = self._clip_dataset(path, None, -1, f"{stage}_h5", embeddings, train=False)
+            strict = stage != "predict" and self.hparams.eval_other_classes == "error"
+            with warnings.catch_warnings():
+                if strict:  # the error below replaces the warning
+                    warnings.simplefilter("ignore")
+                dataset = self._clip_dataset(path, None, -1, f"{stage}_h5", embeddings, train=False)
+            other = [c for c in dataset.mapping.file_classes if c not in self.class_names]
+            if strict and other:
+                raise LabelSpaceError(
+                    f"{stage}_h5 ({path}): classes {other} are not in the label space {show_names(self.class_names)}; "
+                    "evaluate on a file of the model's classes, or set eval_other_classes='ignore' to score the "
+                    "label space's classes only")
             if "train" in self._datasets:
                 _check_embedding_shapes(self._datasets["train"].parts + [dataset])
             self._datasets[stage] = dataset

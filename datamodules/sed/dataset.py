@@ -8,6 +8,7 @@ One item (a dict, see :func:`collate_sed` for the batch):
     has_strong   () bool                 the row's ``strong`` is supervision
     has_weak     () bool                 the row's ``weak`` is supervision (weak-labelled rows only)
     source       () long                 index of the training source (-1 for evaluation files)
+    skipped      () long                 undecodable clips it stands for (datamodules.datasets.DecodeGuard)
     name         str                     clip id as stored in the file
     embeddings   (D, T_e) float32        precomputed frame embeddings, when a file of them is given
 """
@@ -19,6 +20,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from datamodules.datasets import DecodeGuard, DecodeMode
 from datamodules.format.audio_io import pad_or_crop
 from datamodules.format.hdf5 import AudioH5
 from datamodules.sed.embeddings import FrameEmbeddings
@@ -65,6 +67,8 @@ class SEDClipDataset(Dataset):
         random_crop: Random crop offsets for long clips.
         seed: Seed of the crops.
         embeddings: HDF5 of frame embeddings holding every clip of the file.
+        on_decode_error: A clip that cannot be decoded: ``"raise"``, ``"replace"`` (by another clip of the file,
+            drawn from (seed, epoch, source, row)) or ``"drop"`` (a silent placeholder for the task to leave out).
     """
 
     def __init__(
@@ -82,6 +86,7 @@ class SEDClipDataset(Dataset):
         random_crop: bool = False,
         seed: int = 0,
         embeddings: Optional[str] = None,
+        on_decode_error: DecodeMode = "raise",
     ) -> None:
         where = f"{name} ({path})" if name else path
         if labels is not None and labels not in LABEL_KINDS:
@@ -103,6 +108,7 @@ class SEDClipDataset(Dataset):
         self.sample_rate, self.source_index = int(sample_rate), int(source_index)
         self.length = int(round(encoder.clip_duration * self.sample_rate))
         self.seed, self.epoch = int(seed), 0
+        self.guard = DecodeGuard(on_decode_error, self.seed)
         self.embeddings = FrameEmbeddings(embeddings) if embeddings else None
         self.random_crop = random_crop and self.embeddings is None
         if self.embeddings is not None:
@@ -123,7 +129,11 @@ class SEDClipDataset(Dataset):
 
     def item(self, index: int, epoch: int) -> Dict[str, Any]:
         """Item of row ``index`` with the crop of ``epoch``."""
-        wave = self.h5.waveform(index, self.sample_rate)
+        return self.guard.item(lambda row, silent: self._read(row, epoch, silent), int(index), len(self), epoch,
+                               stream=self.source_index + 1)
+
+    def _read(self, index: int, epoch: int, silent: bool) -> Dict[str, Any]:
+        wave = np.zeros(self.length, np.float32) if silent else self.h5.waveform(index, self.sample_rate)
         start = 0
         if self.random_crop and wave.shape[-1] > self.length:
             rng = np.random.default_rng([self.seed, epoch, self.source_index + 1, int(index)])

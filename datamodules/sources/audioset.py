@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Dict, List, Sequence, Tuple
 
 from datamodules.format.pack import PackItem
+from datamodules.format.text import open_text
 from datamodules.sources.common import LayoutError, pack_set, require
 
 DEFAULT_NAME_FORMAT = "Y{ytid}.wav"
@@ -36,13 +37,16 @@ def read_class_indices(path: str) -> Tuple[List[str], List[str]]:
     Raises:
         LayoutError: A missing column, or indices that are not 0..N-1 in order.
     """
-    with open(require(path, "AudioSet class list"), encoding="utf-8-sig", newline="") as f:
+    with open_text(require(path, "AudioSet class list")) as f:
         reader = csv.DictReader(f)
         missing = {"index", "mid", "display_name"} - set(reader.fieldnames or ())
         if missing:
             raise LayoutError(f"{path}, line 1: missing columns {sorted(missing)}")
         mids, names = [], []
-        for line_no, row in enumerate(reader, start=2):
+        for row in reader:
+            line_no = reader.line_num
+            if None in (row["index"], row["mid"], row["display_name"]):
+                raise LayoutError(f"{path}, line {line_no}: expected index, mid, display_name")
             if row["index"].strip() != str(len(mids)):
                 raise LayoutError(f"{path}, line {line_no}, field 'index': expected {len(mids)}, got {row['index']!r}")
             mids.append(row["mid"].strip())
@@ -57,7 +61,7 @@ def read_segments(path: str) -> List[Segment]:
         LayoutError: A row without four fields or with non-numeric times (names the line).
     """
     segments = []
-    with open(require(path, "AudioSet segments list"), encoding="utf-8-sig", newline="") as f:
+    with open_text(require(path, "AudioSet segments list")) as f:
         for line_no, fields in enumerate(csv.reader(f, skipinitialspace=True), start=1):
             if not fields or fields[0].startswith("#"):
                 continue

@@ -14,10 +14,11 @@ class LayoutError(ValueError):
     """A dataset folder is incomplete or one of its tables is malformed (the message names file, line, field)."""
 
 
-def require(path: str, what: str) -> str:
-    """``path`` when it exists; otherwise a FileNotFoundError naming ``what`` the dataset layout expects there."""
+def require(path: str, what: str, layout: str = "") -> str:
+    """``path`` when it exists; otherwise a FileNotFoundError naming ``what`` the dataset layout expects there (and
+    the whole ``layout``, when given)."""
     if not os.path.exists(path):
-        raise FileNotFoundError(f"{what} not found: {path}")
+        raise FileNotFoundError(f"{what} not found: {path}" + (f" (expected {layout})" if layout else ""))
     return path
 
 

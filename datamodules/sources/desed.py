@@ -20,6 +20,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 from datamodules.format.label_tables import read_label_tables
 from datamodules.format.pack import PackItem, PackReport, pack
+from datamodules.format.text import open_text
 from datamodules.sed.label_encoder import DESED_CLASSES
 from datamodules.sources.common import LayoutError, list_audio_files
 
@@ -140,7 +141,7 @@ def read_durations(path: str) -> Dict[str, float]:
     Raises:
         LayoutError: A missing column, an empty file name, or a duration that is not a positive number.
     """
-    with open(path, encoding="utf-8-sig", newline="") as f:
+    with open_text(path) as f:
         rows = list(csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
     header = [h.strip() for h in rows[0]] if rows else []
     for col in ("filename", "duration"):
@@ -168,10 +169,12 @@ def _positive_seconds(text: str, path: str, line_no: int, field: str) -> float:
     return value
 
 
-def desed_items(located: LocatedSet, skip_missing: bool = True) -> Tuple[List[PackItem], List[str]]:
+def desed_items(located: LocatedSet, skip_missing: bool = True,
+                classes: Optional[Sequence[str]] = None) -> Tuple[List[PackItem], List[str]]:
     """Pack items of a located DESED set, and the table rows skipped for missing audio.
 
-    Class indices are into :data:`DESED_CLASSES`; a label outside it is an error naming the table, line and field.
+    Class indices are into ``classes`` (default :data:`DESED_CLASSES`); a label outside it is an error naming the
+    table, line and field.
     Clips listed in the set's durations table store that duration.
     """
     if located.spec.kind == "none":
@@ -179,7 +182,7 @@ def desed_items(located: LocatedSet, skip_missing: bool = True) -> Tuple[List[Pa
         items = [PackItem(path=os.path.join(located.audio_dir, n), name=n) for n in names]
         missing: List[str] = []
     else:
-        labels = read_label_tables([located.labels], located.audio_dir, classes=DESED_CLASSES,
+        labels = read_label_tables([located.labels], located.audio_dir, classes=classes or DESED_CLASSES,
                                    skip_missing=skip_missing)
         items, missing = labels.items, labels.missing
     if located.durations:
@@ -224,6 +227,9 @@ def pack_desed(
     workers: Optional[int] = None,
     skip_missing: bool = True,
     progress: bool = True,
+    strict: bool = False,
+    allow_truncated: bool = False,
+    classes: Optional[Sequence[str]] = None,
 ) -> Dict[str, PackReport]:
     """Packs the DESED sets found under ``desed_root`` into ``out_dir/desed_<set>.h5``.
 
@@ -237,6 +243,10 @@ def pack_desed(
         workers: Encoding processes (None: all cores).
         skip_missing: Skip table rows whose audio file was never downloaded (reported) instead of failing.
         progress: Progress bars.
+        strict: Events past the end of their clip and durations-table values that disagree with the audio are
+            errors (default: cut or dropped, and reported; see :func:`~datamodules.format.pack.pack`).
+        allow_truncated: Pack truncated audio files as far as they decode instead of skipping them.
+        classes: The label space of DESED-layout tables with other classes (default :data:`DESED_CLASSES`).
 
     Returns:
         Set name -> :class:`PackReport`, in table order.
@@ -247,7 +257,7 @@ def pack_desed(
     """
     reports = {}
     for located in select_desed_sets(desed_root, sets, sample_rate):
-        items, missing = desed_items(located, skip_missing)
+        items, missing = desed_items(located, skip_missing, classes)
         if missing:
             shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
             print(f"DESED {located.spec.name}: {len(missing)} files of {located.labels} are missing under "
@@ -256,5 +266,6 @@ def pack_desed(
             raise LayoutError(f"DESED set {located.spec.name!r}: no audio files in {located.audio_dir}")
         out = os.path.join(out_dir, located.spec.out_file)
         reports[located.spec.name] = pack(items, out, codec=codec, sample_rate=sample_rate,
-                                          class_names=DESED_CLASSES, workers=workers, progress=progress)
+                                          class_names=list(classes or DESED_CLASSES), workers=workers,
+                                          progress=progress, strict=strict, allow_truncated=allow_truncated)
     return reports

@@ -9,7 +9,8 @@ import os
 from typing import Dict, List
 
 from datamodules.format.pack import PackItem
-from datamodules.sources.common import pack_set, require
+from datamodules.format.text import open_text
+from datamodules.sources.common import LayoutError, pack_set, require
 
 ESC50_FOLDS = 5
 
@@ -18,25 +19,25 @@ def read_esc50_meta(path: str) -> tuple[List[Dict[str, object]], List[str]]:
     """Rows (filename, fold, target) of ``esc50.csv`` and the class names ordered by target."""
     rows: List[Dict[str, object]] = []
     names: Dict[int, str] = {}
-    with open(path, encoding="utf-8-sig", newline="") as f:
+    with open_text(path) as f:
         reader = csv.DictReader(f)
         missing = {"filename", "fold", "target", "category"} - set(reader.fieldnames or ())
         if missing:
-            raise ValueError(f"{path}: missing columns {sorted(missing)}")
+            raise LayoutError(f"{path}, line 1: missing columns {sorted(missing)}")
         for line_no, row in enumerate(reader, start=2):
             try:
                 fold, target = int(row["fold"]), int(row["target"])
-            except ValueError:
-                raise ValueError(f"{path}, line {line_no}: fields 'fold' and 'target' must be integers, got "
+            except (TypeError, ValueError):  # TypeError: a short row
+                raise LayoutError(f"{path}, line {line_no}: fields 'fold' and 'target' must be integers, got "
                                  f"{row['fold']!r}, {row['target']!r}") from None
             if not 1 <= fold <= ESC50_FOLDS:
-                raise ValueError(f"{path}, line {line_no}, field 'fold': expected 1..{ESC50_FOLDS}, got {fold}")
+                raise LayoutError(f"{path}, line {line_no}, field 'fold': expected 1..{ESC50_FOLDS}, got {fold}")
             if names.setdefault(target, row["category"]) != row["category"]:
-                raise ValueError(f"{path}, line {line_no}, field 'category': target {target} is already "
+                raise LayoutError(f"{path}, line {line_no}, field 'category': target {target} is already "
                                  f"{names[target]!r}, not {row['category']!r}")
             rows.append({"filename": row["filename"], "fold": fold, "target": target})
     if sorted(names) != list(range(len(names))):
-        raise ValueError(f"{path}: targets must be 0..{len(names) - 1} without gaps, got {sorted(names)}")
+        raise LayoutError(f"{path}: targets must be 0..{len(names) - 1} without gaps, got {sorted(names)}")
     return rows, [names[t] for t in range(len(names))]
 
 

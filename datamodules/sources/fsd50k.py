@@ -12,6 +12,7 @@ import os
 from typing import Dict, List, Tuple
 
 from datamodules.format.pack import PackItem
+from datamodules.format.text import open_text
 from datamodules.sources.common import LayoutError, pack_set, require
 
 GROUND_TRUTH = "FSD50K.ground_truth"
@@ -21,7 +22,7 @@ AUDIO = {"dev": "FSD50K.dev_audio", "eval": "FSD50K.eval_audio"}
 def read_vocabulary(path: str) -> List[str]:
     """Class labels of ``vocabulary.csv`` in index order."""
     labels: Dict[int, str] = {}
-    with open(require(path, "FSD50K vocabulary"), encoding="utf-8-sig", newline="") as f:
+    with open_text(require(path, "FSD50K vocabulary")) as f:
         for line_no, fields in enumerate(csv.reader(f), start=1):
             if not fields:
                 continue
@@ -38,17 +39,21 @@ def read_ground_truth(path: str, classes: List[str]) -> List[Tuple[str, List[int
     """(fname, class indices, split) rows of ``dev.csv`` / ``eval.csv`` (split ``eval`` for the latter)."""
     index = {c: i for i, c in enumerate(classes)}
     rows = []
-    with open(require(path, "FSD50K ground truth"), encoding="utf-8-sig", newline="") as f:
+    with open_text(require(path, "FSD50K ground truth")) as f:
         reader = csv.DictReader(f)
         missing = {"fname", "labels"} - set(reader.fieldnames or ())
         if missing:
             raise LayoutError(f"{path}, line 1: missing columns {sorted(missing)}")
-        for line_no, row in enumerate(reader, start=2):
+        for row in reader:
+            line_no = reader.line_num
+            if row["fname"] is None or row["labels"] is None:
+                raise LayoutError(f"{path}, line {line_no}: expected {', '.join(reader.fieldnames or ())}")
             labels = [x.strip() for x in row["labels"].split(",") if x.strip()]
             unknown = [x for x in labels if x not in index]
             if unknown:
                 raise LayoutError(f"{path}, line {line_no}, field 'labels': {unknown} not in vocabulary.csv")
-            rows.append((row["fname"].strip(), sorted({index[x] for x in labels}), (row.get("split") or "eval").strip()))
+            split = (row.get("split") or "eval").strip()
+            rows.append((row["fname"].strip(), sorted({index[x] for x in labels}), split))
     return rows
 
 

@@ -23,6 +23,7 @@ import numpy as np
 
 from datamodules.format.label_tables import WEAK_FROM_STRONG_MIN_CONFIDENCE
 from datamodules.format.pack import PackItem, PackReport, pack
+from datamodules.format.text import open_text
 from datamodules.sed.label_encoder import MAESTRO_REAL_CLASSES
 from datamodules.sources.common import LayoutError
 from datamodules.sources.desed import DEFAULT_SAMPLE_RATE
@@ -66,7 +67,6 @@ MAESTRO_FILES = {
     "maestro_val": "maestro_real_val.h5",
     "maestro_devtest": "maestro_real_devtest.h5",
 }
-_MAESTRO_INDEX = {c: i for i, c in enumerate(MAESTRO_REAL_CLASSES)}
 _MAESTRO_DEV_CANDIDATES = ("", "maestro_dev", os.path.join("MAESTRO_original", "maestro_dev"))
 
 
@@ -146,25 +146,27 @@ def _recording(name: str, audio: str, annotation: str) -> Recording:
     return Recording(name, audio, annotation, int(info.frames), int(info.samplerate))
 
 
-def read_maestro_annotation(path: str) -> List[Tuple[float, float, str, float]]:
+def read_maestro_annotation(path: str, classes: Sequence[str] = MAESTRO_REAL_CLASSES
+                            ) -> List[Tuple[float, float, str, float]]:
     """(onset, offset, label, confidence) rows of a MAESTRO annotation (``onset offset label confidence``, tabs,
     no header; a header line starting with ``onset`` is tolerated).
 
     Raises:
         LayoutError: Wrong field count, non-numbers, offset before onset, confidence outside [0, 1], or a label
-            outside :data:`MAESTRO_REAL_CLASSES`, naming the file, line and field.
+            outside ``classes`` (default :data:`MAESTRO_REAL_CLASSES`), naming the file, line and field.
     """
     events = []
-    with open(path, encoding="utf-8-sig", newline="") as f:
+    with open_text(path) as f:
         for line_no, line in enumerate(f, start=1):
             fields = [x.strip() for x in line.rstrip("\r\n").split("\t")]
             if not any(fields) or (line_no == 1 and fields[0].lower() == "onset"):
                 continue
-            events.append(_annotation_row(fields, path, line_no))
+            events.append(_annotation_row(fields, path, line_no, classes))
     return events
 
 
-def _annotation_row(fields: List[str], path: str, line_no: int) -> Tuple[float, float, str, float]:
+def _annotation_row(fields: List[str], path: str, line_no: int,
+                    classes: Sequence[str]) -> Tuple[float, float, str, float]:
     if len(fields) != 4:
         raise LayoutError(f"{path}, line {line_no}: expected 4 tab-separated fields (onset, offset, event_label, "
                            f"confidence), got {len(fields)}")
@@ -172,9 +174,9 @@ def _annotation_row(fields: List[str], path: str, line_no: int) -> Tuple[float, 
     if offset < onset:
         raise LayoutError(f"{path}, line {line_no}, field 'offset': offset {offset} is before onset {onset}")
     label = fields[2]
-    if label not in MAESTRO_REAL_CLASSES:
-        raise LayoutError(f"{path}, line {line_no}, field 'event_label': unknown class {label!r} (expected one of "
-                           f"the 17 MAESTRO real classes)")
+    if label not in classes:
+        raise LayoutError(f"{path}, line {line_no}, field 'event_label': unknown class {label!r} (not one of the "
+                          f"{len(classes)} classes)")
     confidence = _non_negative(fields[3], path, line_no, "confidence")
     if confidence > 1.0:
         raise LayoutError(f"{path}, line {line_no}, field 'confidence': {confidence} is outside [0, 1]")
@@ -219,27 +221,30 @@ def chunk_name(recording: str, first: int, last: int, rate: int, extension: str 
     return f"{recording}-{int(first / rate * 100):06d}-{int(last / rate * 100):06d}{extension}"
 
 
-def chunk_events(events: Sequence[Tuple[float, float, str, float]], start: float, end: float) -> List[Event]:
-    """The events overlapping [start, end) s, clipped to it and shifted to the chunk start.
+def chunk_events(events: Sequence[Tuple[float, float, str, float]], start: float, end: float,
+                 classes: Sequence[str] = MAESTRO_REAL_CLASSES) -> List[Event]:
+    """The events overlapping [start, end) s, clipped to it and shifted to the chunk start, labels as indices into
+    ``classes``.
 
     An event overlaps when ``onset < end`` and ``offset > start``; confidences are kept. Sorted by onset.
     """
     inside = [
-        (max(0.0, on - start), min(end - start, off - start), _MAESTRO_INDEX[label], conf)
+        (max(0.0, on - start), min(end - start, off - start), classes.index(label), conf)
         for on, off, label, conf in events
         if on < end and off > start
     ]
     return sorted(inside)
 
 
-def recording_chunks(recording: Recording, hop: float, window: float = MAESTRO_WINDOW) -> List[PackItem]:
+def recording_chunks(recording: Recording, hop: float, window: float = MAESTRO_WINDOW,
+                     classes: Sequence[str] = MAESTRO_REAL_CLASSES) -> List[PackItem]:
     """One :class:`PackItem` window per chunk of ``recording`` (events relative to the chunk; weak labels are the
     classes of events with confidence >= 0.5)."""
-    events = read_maestro_annotation(recording.annotation)
+    events = read_maestro_annotation(recording.annotation, classes)
     items = []
     for first, last in chunk_bounds(recording.frames, recording.rate, window, hop):
         start, end = first / recording.rate, last / recording.rate
-        chunk = chunk_events(events, start, end)
+        chunk = chunk_events(events, start, end, classes)
         items.append(PackItem(
             path=recording.audio,
             name=chunk_name(recording.name, first, last, recording.rate),
@@ -312,6 +317,7 @@ def maestro_items(
     keep_empty: bool = False,
     fraction: float = MAESTRO_TRAIN_FRACTION,
     seed: int = MAESTRO_SPLIT_SEED,
+    classes: Sequence[str] = MAESTRO_REAL_CLASSES,
 ) -> Dict[str, List[PackItem]]:
     """Pack items of the MAESTRO sets ``maestro_train``, ``maestro_val`` (hop 1 s chunks of the baseline's training
     recordings, split 90/10 per scene) and ``maestro_devtest`` (hop 5 s chunks of its validation recordings).
@@ -322,6 +328,7 @@ def maestro_items(
         keep_empty: Keep chunks without any event (the baseline's tables have no row for them, so it drops them).
         fraction: Share of each scene's training recordings that train.
         seed: Seed of the split.
+        classes: Label space of the annotations (default the 17 :data:`MAESTRO_REAL_CLASSES`).
     """
     unknown = [s for s in sets if s not in MAESTRO_FILES]
     if unknown:
@@ -333,13 +340,14 @@ def maestro_items(
     result: Dict[str, List[PackItem]] = {}
     if {"maestro_train", "maestro_val"} & set(sets):
         recordings = find_recordings(dev_dir, MAESTRO_TRAIN_RECORDINGS)
-        chunks = {name: recording_chunks(rec, MAESTRO_TRAIN_HOP) for name, rec in recordings.items()}
+        chunks = {name: recording_chunks(rec, MAESTRO_TRAIN_HOP, classes=classes) for name, rec in recordings.items()}
         train, val = split_train_recordings(table_order(chunks), fraction, seed)
         result["maestro_train"] = _set_items(chunks, train, keep_empty)
         result["maestro_val"] = _set_items(chunks, val, keep_empty)
     if "maestro_devtest" in sets:
         recordings = find_recordings(dev_dir, MAESTRO_DEVTEST_RECORDINGS)
-        chunks = {name: recording_chunks(rec, MAESTRO_DEVTEST_HOP) for name, rec in recordings.items()}
+        chunks = {name: recording_chunks(rec, MAESTRO_DEVTEST_HOP, classes=classes)
+                  for name, rec in recordings.items()}
         result["maestro_devtest"] = _set_items(chunks, sorted(chunks), keep_empty)
     return {s: result[s] for s in sets}
 
@@ -354,6 +362,9 @@ def pack_maestro(
     workers: Optional[int] = None,
     keep_empty: bool = False,
     progress: bool = True,
+    strict: bool = False,
+    allow_truncated: bool = False,
+    classes: Optional[Sequence[str]] = None,
 ) -> Dict[str, PackReport]:
     """Packs MAESTRO real into ``out_dir/maestro_real_{train,val,devtest}.h5`` (class vocabulary: the 17
     :data:`MAESTRO_REAL_CLASSES`; events with their soft confidences, times relative to each chunk).
@@ -367,17 +378,21 @@ def pack_maestro(
         workers: Encoding processes (None: all cores).
         keep_empty: Also pack chunks without events.
         progress: Progress bars.
+        strict, allow_truncated: As in :func:`~datamodules.format.pack.pack` (chunk events are already cut to
+            their chunk; a recording cut short is reported with its last chunk).
+        classes: Label space of the annotations (default the 17 :data:`MAESTRO_REAL_CLASSES`).
 
     Returns:
         Set name -> :class:`PackReport`.
     """
     wanted = list(sets) if sets is not None else list(MAESTRO_FILES)
     reports = {}
-    for name, items in maestro_items(maestro_root, wanted, keep_empty=keep_empty).items():
+    classes = list(classes) if classes else MAESTRO_REAL_CLASSES
+    for name, items in maestro_items(maestro_root, wanted, keep_empty=keep_empty, classes=classes).items():
         if not items:
             print(f"MAESTRO {name}: no chunks (no recordings found), nothing written", file=sys.stderr)
             continue
         out = os.path.join(out_dir, MAESTRO_FILES[name])
-        reports[name] = pack(items, out, codec=codec, sample_rate=sample_rate, class_names=MAESTRO_REAL_CLASSES,
-                             workers=workers, progress=progress)
+        reports[name] = pack(items, out, codec=codec, sample_rate=sample_rate, class_names=list(classes),
+                             workers=workers, progress=progress, strict=strict, allow_truncated=allow_truncated)
     return reports

@@ -8,11 +8,10 @@ from typing import List, Optional
 
 from datamodules.format.audio_io import CODECS
 from datamodules.sources.audioset import DEFAULT_NAME_FORMAT, pack_audioset
-from datamodules.sources.common import LayoutError
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    """Packs one list; prints the output and how many segments had no audio. 0 on success, 1 on bad input."""
+    """Packs one list; prints the output and how many segments had no audio. 0 on success, 2 on bad input."""
     parser = argparse.ArgumentParser(prog="sonolab audioset-pack", description=__doc__.split("\n")[0])
     parser.add_argument("--segments", required=True, help="balanced_train_segments.csv, eval_segments.csv, ...")
     parser.add_argument("--class-labels", required=True, help="class_labels_indices.csv")
@@ -29,9 +28,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         out, missing = pack_audioset(args.segments, args.class_labels, args.audio_dir, args.out, codec=args.codec,
                                      sample_rate=args.sample_rate, name_format=args.name_format,
                                      workers=args.workers, progress=not args.no_progress)
-    except (LayoutError, OSError) as err:
+    except (ValueError, OSError) as err:  # LayoutError, TableTextError, missing files
         print(f"sonolab audioset-pack: error: {err}", file=sys.stderr)
-        return 1
+        return 2
     print(out)
     if missing:
         print(f"{len(missing)} segments of {args.segments} have no audio in {args.audio_dir} (not packed)")

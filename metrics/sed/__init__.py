@@ -1,6 +1,6 @@
 """Sound event detection evaluation: score files, post-processing, PSDS / F1 (native and the official toolkits),
 MAESTRO segment mpAUC, and the ``sonolab sed-eval`` command (:mod:`metrics.sed.cli`)."""
-from metrics.sed.evaluate import SEDScores, evaluate_scores, match_scores
+from metrics.sed.evaluate import SEDScores, evaluate_scores, match_scores, psds_eval_cost_warning
 from metrics.sed.pauc import maestro_mpauc, overlap_add_chunks, recording_ground_truth, segment_pauc
 from metrics.sed.postprocess import (
     DESED_MEDIAN_WINDOWS,
@@ -28,6 +28,7 @@ from metrics.sed.scores import (
     ClipScores,
     SEDInputError,
     audio_id,
+    check_event_extents,
     read_durations,
     read_ground_truth,
     read_score_dir,
@@ -53,6 +54,7 @@ __all__ = [
     "SEDInputError",
     "SEDScores",
     "audio_id",
+    "check_event_extents",
     "decode_events",
     "decode_thresholds",
     "detection_tables",
@@ -66,6 +68,7 @@ __all__ = [
     "preset_windows",
     "psds",
     "psds_eval_intersection_f1",
+    "psds_eval_cost_warning",
     "psds_eval_psds",
     "read_durations",
     "read_ground_truth",

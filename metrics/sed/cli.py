@@ -1,19 +1,34 @@
 """``sonolab sed-eval``: DESED metrics of a directory of per-clip score files.
 
     sonolab sed-eval --scores DIR --ground-truth TSV --durations TSV [--median-filter N | --median-filter-preset desed]
-                     [--native] [--json]
+                     [--classes desed|FILE|A,B,C] [--engine native|psds_eval] [--json]
 
-Score files are taken as given; the median filter runs only when asked.
+Score files are taken as given; the median filter runs only when asked. PSDS and intersection F1 come from the
+native engine (equal to psds_eval to 1e-16, seconds instead of minutes); ``--engine psds_eval`` runs the official
+toolkit as a cross-check and warns first when the set is large (:func:`metrics.sed.evaluate.psds_eval_cost_warning`).
+Every score column must be a ground-truth class unless ``--classes`` names the label space; ground-truth events
+must end within their clip's duration.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+from collections.abc import Sequence
 
-from metrics.sed.evaluate import evaluate_scores
+import pandas as pd
+
+from metrics.sed.evaluate import ENGINES, evaluate_scores, match_scores, psds_eval_cost_warning
 from metrics.sed.postprocess import MEDIAN_WINDOW_PRESETS, median_filter_clips, preset_windows
-from metrics.sed.scores import SEDInputError, read_durations, read_ground_truth, read_score_dir
+from metrics.sed.psds import PSDS_THRESHOLDS
+from metrics.sed.scores import (
+    SEDInputError,
+    check_event_extents,
+    read_durations,
+    read_ground_truth,
+    read_score_dir,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,10 +51,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="published class-wise median filter windows (frames of 0.064 s)",
     )
     parser.add_argument(
-        "--native",
-        action="store_true",
-        help="PSDS and intersection F1 by the native implementation (same values, faster)",
+        "--classes",
+        metavar="SPACE",
+        help="the label space: a preset (desed, maestro, dcase24), a file with one class per line, or a comma list; "
+        "needed when score files have columns for classes without ground-truth events (those are not evaluated)",
     )
+    parser.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default="native",
+        help="PSDS and intersection F1 by the native implementation (default; equal to psds_eval) or by psds_eval "
+        "(the official toolkit, a slow cross-check)",
+    )
+    parser.add_argument("--native", action="store_true", help=argparse.SUPPRESS)  # former flag: --engine native
     parser.add_argument(
         "--json",
         action="store_true",
@@ -58,16 +82,29 @@ def main(argv: list[str] | None = None) -> int:
     if args.median_filter is not None and args.median_filter < 1:
         print(f"{parser.prog}: error: --median-filter must be a positive number of frames", file=sys.stderr)
         return 2
+    engine = "native" if args.native else args.engine
     try:
         scores = read_score_dir(args.scores)
         ground_truth = read_ground_truth(args.ground_truth)
         durations = read_durations(args.durations)
+        check_event_extents(ground_truth, durations, args.ground_truth, args.durations)
         class_names = next(iter(scores.values())).class_names
+        label_space = _label_space(args.classes)
+        if label_space is not None:
+            check_label_space(class_names, ground_truth, label_space, args.scores, args.ground_truth)
+        evaluated = match_scores(scores, ground_truth, durations)  # also: ground-truth classes without a column
+        if label_space is None:
+            check_scored_classes(class_names, ground_truth, args.scores, args.ground_truth)
+        if engine == "psds_eval":
+            n_classes = len(next(iter(evaluated.values())).class_names)
+            warning = psds_eval_cost_warning(len(PSDS_THRESHOLDS), n_classes, len(evaluated))
+            if warning:
+                print(f"{parser.prog}: warning: {warning}", file=sys.stderr, flush=True)
         if args.median_filter is not None:
             scores = median_filter_clips(scores, args.median_filter)
         elif args.median_filter_preset is not None:
             scores = median_filter_clips(scores, preset_windows(args.median_filter_preset, class_names))
-        result = evaluate_scores(scores, ground_truth, durations, engine="native" if args.native else "psds_eval")
+        result = evaluate_scores(scores, ground_truth, durations, engine=engine)
     except (SEDInputError, ValueError) as err:
         print(f"{parser.prog}: error: {err}", file=sys.stderr)
         return 2
@@ -75,7 +112,6 @@ def main(argv: list[str] | None = None) -> int:
         keys = ("psds1", "psds2", "f1_intersection", "f1_event_macro", "f1_segment_macro")
         print(json.dumps({key: getattr(result, key) for key in keys}))
         return 0
-    engine = "native" if args.native else "psds_eval"
     smoothing = (
         f"{args.median_filter} frames" if args.median_filter is not None else args.median_filter_preset or "none"
     )
@@ -91,6 +127,63 @@ def main(argv: list[str] | None = None) -> int:
     for label, value in rows:
         print(f"{label:<{width}}  {value}")
     return 0
+
+
+def _label_space(classes: str | None) -> tuple[str, ...] | None:
+    """``--classes``: a preset name, a class-list file or a comma-separated list."""
+    if classes is None:
+        return None
+    from datamodules.sed.masks import CLASS_PRESETS, resolve_classes
+
+    if classes in CLASS_PRESETS or os.path.isfile(classes):
+        return resolve_classes(classes, field="--classes")
+    return resolve_classes([name.strip() for name in classes.split(",")], field="--classes")
+
+
+def check_scored_classes(
+    score_classes: Sequence[str], ground_truth: pd.DataFrame, scores_source: str = "score files",
+    source: str = "ground truth",
+) -> None:
+    """Without a named label space every score column must be a ground-truth class.
+
+    Raises:
+        SEDInputError: Naming the columns without ground truth and how to name the label space.
+    """
+    gt_classes = sorted(set(ground_truth["event_label"].dropna()))
+    extra = [name for name in score_classes if name not in gt_classes]
+    if extra:
+        raise SEDInputError(
+            f"{scores_source}: score columns {extra} are not ground-truth classes ({source} has {gt_classes}); "
+            "if they belong to the label space but have no events here, name the space with --classes "
+            "(a preset, a file or a comma list)"
+        )
+
+
+def check_label_space(
+    score_classes: Sequence[str],
+    ground_truth: pd.DataFrame,
+    label_space: Sequence[str],
+    scores_source: str = "score files",
+    source: str = "ground truth",
+) -> None:
+    """With a named label space the score columns must be exactly that space and every ground-truth label in it.
+
+    Raises:
+        SEDInputError: Naming the offending classes, or the ground-truth line of a label outside the space.
+    """
+    outside = [name for name in score_classes if name not in label_space]
+    if outside:
+        raise SEDInputError(f"{scores_source}: score columns {outside} are not in the label space --classes "
+                            f"{list(label_space)}")
+    unscored = [name for name in label_space if name not in score_classes]
+    if unscored:
+        raise SEDInputError(f"{scores_source}: classes {unscored} of --classes have no score column")
+    labels = ground_truth["event_label"]
+    bad = labels.notna() & ~labels.isin(list(label_space))
+    if bad.any():
+        row = int(bad.to_numpy().nonzero()[0][0])
+        raise SEDInputError(f"{source}, line {row + 2}: event label {labels.iloc[row]!r} is not in the label space "
+                            f"--classes {list(label_space)}")
 
 
 if __name__ == "__main__":

@@ -8,11 +8,22 @@ import pandas as pd
 
 from metrics.sed.postprocess import decode_thresholds
 from metrics.sed.psds import PSDS1, PSDS2, PSDS_THRESHOLDS, ReferenceSet
-from metrics.sed.scores import ClipScores, SEDInputError, audio_id, check_durations, check_ground_truth
+from metrics.sed.scores import (
+    ClipScores,
+    SEDInputError,
+    audio_id,
+    check_durations,
+    check_event_extents,
+    check_ground_truth,
+)
 from metrics.sed.toolkits import psds_eval_intersection_f1, psds_eval_psds, sed_eval_f1
 
 F1_THRESHOLD = 0.5
-ENGINES = ("psds_eval", "native")
+ENGINES = ("native", "psds_eval")
+# psds_eval's run time grows faster than operating points x classes x clips. Measured with 50 thresholds on
+# synthetic sets (shared 2-core machine), psds_eval / native: 4 classes x 160 clips 5 s / 0.3 s, 16 x 40 13 s / 0.8 s,
+# 16 x 160 74 s / 2 s, 26 x 40 80 s / 2 s, 26 x 160 558 s / 11 s. Above this product (about a minute) it warns.
+PSDS_EVAL_WARN_SIZE = 50_000
 
 
 @dataclass(frozen=True)
@@ -48,8 +59,8 @@ def match_scores(
         The scores restricted to the ground-truth classes (in score-file order).
 
     Raises:
-        SEDInputError: Clips without a score file, score files or ground-truth clips without a duration, or
-            ground-truth classes without a score column.
+        SEDInputError: Clips without a score file, score files or ground-truth clips without a duration,
+            ground-truth events past their clip's duration, or ground-truth classes without a score column.
     """
     ground_truth = check_ground_truth(ground_truth)
     durations = check_durations(durations)
@@ -63,6 +74,7 @@ def match_scores(
     unknown_gt = sorted({audio_id(f) for f in ground_truth["filename"]} - evaluated)
     if unknown_gt:
         raise SEDInputError(f"ground-truth clips missing from the durations file: {_some(unknown_gt)}")
+    check_event_extents(ground_truth, durations)
     score_classes = next(iter(scores.values())).class_names
     gt_classes = set(ground_truth["event_label"].dropna())
     unscored = sorted(gt_classes - set(score_classes))
@@ -79,7 +91,7 @@ def evaluate_scores(
     scores: Mapping[str, ClipScores],
     ground_truth: pd.DataFrame,
     durations: pd.DataFrame,
-    engine: str = "psds_eval",
+    engine: str = "native",
     thresholds: Sequence[float] = PSDS_THRESHOLDS,
 ) -> SEDScores:
     """DESED metrics of per-clip scores (taken as given: post-process them before).
@@ -88,8 +100,9 @@ def evaluate_scores(
         scores: Frame scores keyed by audio id (the ``filename`` without extension).
         ground_truth: Strong labels of the evaluated clips.
         durations: ``filename duration`` of the evaluated clips.
-        engine: ``"psds_eval"`` (the official toolkit) or ``"native"`` (vectorised, same values) for PSDS and
-            intersection F1; sed_eval always computes the collar and segment F1.
+        engine: ``"native"`` (vectorised, equal to psds_eval) or ``"psds_eval"`` (the official toolkit, slow on
+            large sets: see :func:`psds_eval_cost_warning`) for PSDS and intersection F1; sed_eval always computes
+            the collar and segment F1.
         thresholds: Operating points of PSDS.
     """
     if engine not in ENGINES:
@@ -118,6 +131,17 @@ def evaluate_scores(
         f1_segment_macro=collar_segment.segment_macro,
         f1_segment_micro=collar_segment.segment_micro,
     )
+
+
+def psds_eval_cost_warning(n_operating_points: int, n_classes: int, n_clips: int) -> str | None:
+    """A one-line warning when psds_eval would be slow: operating points x classes x clips above
+    :data:`PSDS_EVAL_WARN_SIZE`; ``None`` otherwise."""
+    size = n_operating_points * n_classes * n_clips
+    if size <= PSDS_EVAL_WARN_SIZE:
+        return None
+    return (f"psds_eval over {n_operating_points} operating points x {n_classes} classes x {n_clips} clips "
+            f"({size:,} > {PSDS_EVAL_WARN_SIZE:,}) may take many minutes and gigabytes of memory; the native engine "
+            "gives the same values in seconds")
 
 
 def _some(names: Sequence[str], limit: int = 5) -> str:

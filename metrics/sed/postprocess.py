@@ -9,7 +9,7 @@ import pandas as pd
 from scipy import ndimage
 
 from datamodules.sed.label_encoder import DESED_CLASSES, MAESTRO_REAL_CLASSES, active_runs
-from metrics.sed.scores import ClipScores
+from metrics.sed.scores import ClipScores, SEDInputError
 
 # Published DCASE'24 baseline windows in frames of 0.064 s, in the order of DESED_CLASSES / MAESTRO_REAL_CLASSES.
 DESED_MEDIAN_WINDOWS: tuple[int, ...] = (3, 9, 9, 5, 5, 5, 9, 7, 11, 9)
@@ -26,14 +26,18 @@ def preset_windows(preset: str, class_names: Sequence[str]) -> tuple[int, ...]:
     """Median-filter windows of a named preset for the given classes, in their order.
 
     Raises:
-        ValueError: Unknown preset, or classes the preset has no window for.
+        SEDInputError: Unknown preset, or classes the preset has no window for (a custom label space); the message
+            names them and the fix.
     """
     if preset not in MEDIAN_WINDOW_PRESETS:
-        raise ValueError(f"unknown median-filter preset {preset!r}; choose from {sorted(MEDIAN_WINDOW_PRESETS)}")
+        raise SEDInputError(f"unknown median-filter preset {preset!r}; choose from {sorted(MEDIAN_WINDOW_PRESETS)}, "
+                            "or use a single window for every class or a per-class list")
     windows = MEDIAN_WINDOW_PRESETS[preset]
     missing = [name for name in class_names if name not in windows]
     if missing:
-        raise ValueError(f"median-filter preset {preset!r} has no window for classes {missing}")
+        raise SEDInputError(f"median-filter preset {preset!r} has no window for classes {missing}; use a single "
+                            f"window for every class (e.g. 5) or a per-class list of {len(class_names)} windows in "
+                            "label-space order")
     return tuple(windows[name] for name in class_names)
 
 

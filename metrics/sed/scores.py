@@ -17,6 +17,8 @@ import pandas as pd
 
 GROUND_TRUTH_COLUMNS = ("filename", "onset", "offset", "event_label")
 DURATION_COLUMNS = ("filename", "duration")
+# An event may end this much after its clip's duration (rounding of 3-decimal tables), not more.
+DURATION_TOLERANCE = 1e-3
 
 
 class SEDInputError(ValueError):
@@ -229,6 +231,35 @@ def check_durations(table: pd.DataFrame, source: str = "durations") -> pd.DataFr
             f"{source}: file {table['filename'][repeated].iloc[0]!r} is listed with different durations"
         )
     return table.reset_index(drop=True)
+
+
+def check_event_extents(
+    ground_truth: pd.DataFrame,
+    durations: pd.DataFrame,
+    source: str = "ground truth",
+    durations_source: str = "durations",
+) -> None:
+    """Checks that no event ends after its clip's duration (beyond :data:`DURATION_TOLERANCE`).
+
+    Args:
+        ground_truth: A table checked by :func:`check_ground_truth` (its row order is the file's line order).
+        durations: A table checked by :func:`check_durations`; clips it does not list are not checked here.
+        source, durations_source: Names of the two tables (file paths) for the message.
+
+    Raises:
+        SEDInputError: Naming the ground-truth file and line, the clip, the event and the declared duration.
+    """
+    duration = ground_truth["filename"].map(audio_id).map(
+        dict(zip(durations["filename"].map(audio_id), durations["duration"])))
+    past = ground_truth["event_label"].notna() & (ground_truth["offset"] > duration + DURATION_TOLERANCE)
+    if past.any():
+        row = int(np.flatnonzero(past.to_numpy())[0])
+        event = ground_truth.iloc[row]
+        raise SEDInputError(
+            f"{source}, line {row + 2}: event {event['event_label']!r} {event['onset']:g}-{event['offset']:g} s of "
+            f"clip {event['filename']!r} ends after the clip's duration {duration.iloc[row]:g} s in "
+            f"{durations_source}"
+        )
 
 
 def _read_tsv(path: str, what: str) -> pd.DataFrame:

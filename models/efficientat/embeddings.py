@@ -16,12 +16,17 @@ Scene embeddings run one pass over clips up to 10 s, otherwise average 10 s wind
 clip reflect-padded by half a window. Timestamp embeddings embed 160 ms windows every 50 ms from the clip
 reflect-padded by half a window; timestamp ``i`` (window centre in the unpadded clip) is ``i * hop`` in ms.
 The functions switch model and frontend to eval mode for the call and restore their modes afterwards.
+
+Only models whose ``forward`` takes ``return_fmaps`` (MN, DyMN) expose the feature maps the recipes read;
+:func:`embeddable_models` lists their catalogue names and :func:`check_embeddable` names them when another is asked.
 """
 from __future__ import annotations
 
 import contextlib
+import fnmatch
+import inspect
 import re
-from typing import Dict, Iterator, Sequence, Tuple, Union
+from typing import Dict, Iterator, List, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -54,6 +59,45 @@ def recipe_parts(recipe: Recipe) -> Tuple[str, ...]:
                 f"or a recipe from {sorted(RECIPES)}"
             )
     return parts
+
+
+def has_feature_maps(model: Union[nn.Module, type]) -> bool:
+    """Whether a model (or model class) returns its feature maps: its ``forward`` takes ``return_fmaps``."""
+    forward = getattr(model, "forward", None)
+    return forward is not None and "return_fmaps" in inspect.signature(forward).parameters
+
+
+def embeddable_models() -> List[str]:
+    """Catalogue names whose architecture exposes feature maps (judged from the class, nothing is built)."""
+    from models import get_entry, list_models
+
+    return [name for name in list_models() if isinstance(get_entry(name).builder, type)
+            and has_feature_maps(get_entry(name).builder)]
+
+
+def check_embeddable(name: str) -> None:
+    """Raises ``ValueError`` naming ``name`` and the embeddable models unless ``name`` is one of them."""
+    from models import list_models
+
+    names = embeddable_models()
+    if name in names:
+        return
+    # Short patterns (``mn*``) for families whose every name is embeddable, the names themselves otherwise.
+    shown = []
+    for prefix in sorted({re.match(r"[a-z]*", n).group(0) for n in names}):
+        family = [n for n in names if n.startswith(prefix)]
+        everyone = fnmatch.filter(list_models(), f"{prefix}*")
+        shown += [f"{prefix}*"] if prefix and family == everyone else family
+    what = ("is not in the catalogue" if name not in list_models()
+            else "exposes no feature maps (its forward has no return_fmaps)")
+    raise ValueError(f"model {name!r} cannot be embedded: it {what}; models that can be embedded: "
+                     f"{', '.join(shown)} ({len(names)} names, see `sonolab models`)")
+
+
+def _check_fmaps(model: nn.Module) -> None:
+    if not has_feature_maps(model):
+        raise ValueError(f"{type(model).__name__} exposes no feature maps (its forward has no return_fmaps); "
+                         "embed an MN or DyMN model")
 
 
 @contextlib.contextmanager
@@ -101,6 +145,7 @@ def embed(
 ) -> torch.Tensor:
     """One forward pass: (B, n) waveforms -> (B, D) embeddings."""
     _check_rate(frontend, sample_rate)
+    _check_fmaps(model)
     parts = recipe_parts(recipe)
     with _eval_mode(model, frontend):
         return _embed(model, frontend, audio.to(_device(model)), parts)
@@ -151,6 +196,7 @@ def scene_embeddings(
         batch_size: Windows per forward pass.
     """
     _check_rate(frontend, sample_rate)
+    _check_fmaps(model)
     parts = recipe_parts(recipe)
     window = int(max_window_s * sample_rate)
     with _eval_mode(model, frontend):
@@ -183,6 +229,7 @@ def timestamp_embeddings(
         batch_size: Windows per forward pass.
     """
     _check_rate(frontend, sample_rate)
+    _check_fmaps(model)
     parts = recipe_parts(recipe)
     window, hop = int(window_s * sample_rate), int(hop_s * sample_rate)
     with _eval_mode(model, frontend):

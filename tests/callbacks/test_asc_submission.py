@@ -1,4 +1,4 @@
-"""The DCASE Task 1 submission files and the confusion-matrix image, from a tiny test run on the demo scenes."""
+"""The DCASE Task 1 submission files and the confusion/device figures, from a tiny test run on the demo scenes."""
 import csv
 import json
 import os
@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 import pytorch_lightning as pl
 import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from callbacks.asc_submission import ASCSubmissionWriter, strip_audio_prefix, write_output_csv
-from callbacks.confusion_image import ConfusionMatrixImage, render_confusion
+from callbacks.confusion_image import ConfusionMatrixImage
 from datamodules.asc import ASCDataModule
 from experiments.asc import SceneClassification
 from metrics.asc import SCENE_CLASSES
@@ -30,13 +31,6 @@ def test_write_output_csv(tmp_path):
     assert rows[0] == ["filename", "scene_label", "airport", "bus", "metro"]
     assert rows[1][:2] == ["x-a.wav", "bus"] and rows[2][:2] == ["y-b.wav", "airport"]
     assert strip_audio_prefix("audio/a.wav") == "a.wav" and strip_audio_prefix("b/a.wav") == "b/a.wav"
-
-
-def test_render_confusion():
-    image = render_confusion(np.array([[3, 1], [0, 0]]), cell=4)
-    assert image.shape == (3, 9, 9) and image.min() >= 0 and image.max() <= 1
-    assert image[:, 1, 1].sum() < image[:, 1, 5].sum()  # the 75 % cell is darker than the 25 % cell
-    np.testing.assert_allclose(image[:, 6, 6], 1.0)  # an empty row renders white
 
 
 @pytest.mark.slow
@@ -61,5 +55,24 @@ def test_submission_files(demo_scenes, tmp_path):
     info = json.load(open(os.path.join(out, "info.json")))
     assert info["params"] == 61_148 and info["macs"] == 29_419_156 and info["param_bytes"] == 122_296
     assert info["within_limits"] and 0.0 <= info["test"]["test/macro_acc"] <= 1.0
+    assert info["validation"] == "the test set scenes_test.h5"  # as the DCASE'24 baseline validates
     assert confusion.last["test"].sum() == 100
-    assert os.path.isfile(os.path.join(run.log_dir, "confusion_test.tsv"))
+    table = read_rows(os.path.join(run.log_dir, "confusion_test.tsv"))
+    assert table[0] == ["true\\predicted", *SCENE_CLASSES] and [r[0] for r in table[1:]] == list(SCENE_CLASSES)
+    assert sum(int(v) for r in table[1:] for v in r[1:]) == 100
+    events = EventAccumulator(run.log_dir, size_guidance={"images": 0})
+    events.Reload()
+    assert sorted(events.Tags()["images"]) == ["test/confusion", "test/device_accuracy"]
+
+
+def test_rows_of_every_rank_are_gathered_once_sorted(monkeypatch):
+    """Under DDP each rank holds its share plus the sampler's padded repeat: output.csv gets each clip once."""
+    import callbacks.asc_submission as submission
+
+    writer = submission.ASCSubmissionWriter()
+    writer._names, writer._probs = ["c.wav", "a.wav"], [torch.tensor([[0.9, 0.1], [0.2, 0.8]])]
+    other_rank = (["b.wav", "c.wav"], torch.tensor([[0.5, 0.5], [0.9, 0.1]]))  # c.wav padded again on rank 1
+    monkeypatch.setattr(submission, "all_gather_objects", lambda mine: [mine, other_rank])
+    names, probs = writer._gathered(2)
+    assert names == ["a.wav", "b.wav", "c.wav"]
+    assert probs.tolist() == [[pytest.approx(0.2), pytest.approx(0.8)], [0.5, 0.5], [pytest.approx(0.9), pytest.approx(0.1)]]

@@ -26,6 +26,7 @@ def test_shares_are_disjoint_cover_the_draw_and_are_reproducible():
     assert list(again) != shares[1]
 
 
+@pytest.mark.bad_input
 def test_draws_follow_the_weights():
     weights = np.array([0.0] * 50 + [1.0] * 50)
     drawn = list(DistributedWeightedSampler(weights, 40, num_replicas=1, rank=0))

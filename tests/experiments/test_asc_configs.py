@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from datamodules.h5format import AudioH5
+from datamodules.format.hdf5 import AudioH5
 from datamodules.teacher import write_teacher_logits
 from experiments.cli import main
 from models import create_model
@@ -16,7 +16,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..", "configs", "asc")
 SPLITS = [f"split{n}.yaml" for n in (5, 10, 25, 50, 100)]
-FIT_DELTAS = [*SPLITS, "dir.yaml", "kd.yaml", "device_finetune.yaml", "demo.yaml"]
+FIT_DELTAS = [*SPLITS, "dir.yaml", "kd.yaml", "device_finetune.yaml"]
 TEST_DELTAS = ["device_ensemble.yaml"]
 
 
@@ -47,7 +47,7 @@ def general_checkpoint(tmp_path_factory) -> str:
 @pytest.mark.parametrize("delta", FIT_DELTAS)
 def test_asc_config_fits_tiny(delta, demo_scenes, general_checkpoint, tmp_path):
     extra = []
-    if delta in ("dir.yaml", "demo.yaml"):
+    if delta == "dir.yaml":
         extra.append(f"--model.init_args.dir_dir={demo_scenes}/dirs")
     if delta == "kd.yaml":
         names = list(AudioH5(f"{demo_scenes}/scenes_train.h5").names)

@@ -60,6 +60,24 @@ def test_print_config_round_trip(tone_h5_dir, tmp_path, capsys):
     assert yaml.safe_load(capsys.readouterr().out) == config
 
 
+@pytest.mark.bad_input
+def test_input_errors_raised_inside_fit_are_one_line(tone_h5_dir, tmp_path, capsys):
+    """A val file of another label space is found during setup, inside Lightning: one line and exit 2."""
+    import h5py
+    import shutil
+
+    val = str(tmp_path / "val.h5")
+    shutil.copyfile(os.path.join(tone_h5_dir, "val.h5"), val)
+    with h5py.File(val, "a") as f:
+        f.attrs["class_names"] = ["mid", "low", "high", "noise"]
+    code = main(["fit", "--config", CONFIG, *_data_args(tone_h5_dir), f"--data.init_args.val_h5={val}",
+                 f"--trainer.logger.init_args.save_dir={tmp_path}", "--trainer.fast_dev_run=1"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err[-1].startswith("sonolab fit: error: ") and "val.h5" in err[-1]
+    assert "first difference at column 0: 'mid' vs 'low'" in err[-1] and not any("Traceback" in e for e in err)
+
+
+@pytest.mark.bad_input
 def test_sample_rate_mismatch_is_a_clear_error(tone_h5_dir, tmp_path):
     with pytest.raises(ValueError, match="expects 32000 Hz"):
         main(["fit", "--config", CONFIG, *_data_args(tone_h5_dir), "--data.init_args.sample_rate=16000",
@@ -91,6 +109,7 @@ def test_complexity_command_json(capsys):
     assert result["params"] == 241898 and result["input_shape"] == [1, 1, 64, 100]
 
 
+@pytest.mark.bad_input
 def test_complexity_command_rejects_bad_input(capsys):
     with pytest.raises(SystemExit):
         main(["complexity", "no_such_model"])

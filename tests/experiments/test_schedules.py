@@ -16,10 +16,13 @@ def test_efficientat_schedule_values():
 
 
 def test_cosine_schedule_values():
+    """A quarter cosine after the flat part, floored at min_lr / max_lr = 1e-5 (DESED_task ExponentialWarmup)."""
     f = lambda s: exp_warmup_cosine(s, warmup=50, flat_until=100, total=300)
-    assert f(50) == f(99) == 1.0
-    assert f(200) == pytest.approx(0.5)
-    assert f(300) == pytest.approx(0.0, abs=1e-12)
+    assert f(0) == pytest.approx(math.exp(-5)) and f(25) == pytest.approx(math.exp(-5 * 0.25))
+    assert f(50) == f(99) == f(100) == 1.0
+    assert f(200) == pytest.approx(math.cos(math.pi / 4))
+    assert f(299.9) == pytest.approx(math.cos(0.5 * math.pi * 199.9 / 200))
+    assert f(300) == f(400) == 1e-5
 
 
 def test_dymn_temperature_schedule():

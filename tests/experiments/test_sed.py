@@ -1,15 +1,17 @@
 """The SED task: masked supervision, consistency on the chosen domains, the EMA teacher, shipped configs run tiny,
 and a tiny fit on demo strong data whose validation PSDS beats the untrained model's."""
 import glob
+import math
 import os
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import pytorch_lightning as pl
 import torch
 
-from callbacks.sed_events_image import SEDEventsImage, render_events
-from datamodules.h5format import AudioH5
+from callbacks.sed_events_image import SEDEventsImage
+from datamodules.format.hdf5 import AudioH5
 from datamodules.sed.datamodule import SEDDataModule, SEDSource
 from datamodules.sed.embeddings import write_frame_embeddings
 from experiments.cli import run_lightning_cli
@@ -72,6 +74,19 @@ def test_mixup_stays_inside_each_source(monkeypatch):
     torch.testing.assert_close(x["strong"], batch["strong"])  # mixing equal rows changes nothing
 
 
+def test_teacher_moves_before_the_optimizer_step_with_the_scheduler_count(monkeypatch):
+    """As the baseline: at the first batch the teacher averages (alpha 0.5) with the student's weights before the
+    optimizer changes them."""
+    task = _task(monkeypatch)
+    task._trainer = SimpleNamespace(global_step=0)
+    before = next(task.teacher.parameters()).clone()
+    with torch.no_grad():
+        for p in task.model.parameters():
+            p.add_(2.0)  # the student's weights of this batch
+    task.on_before_optimizer_step(None)
+    torch.testing.assert_close(next(task.teacher.parameters()), before + 1.0)
+
+
 def test_teacher_follows_the_student_after_each_step(monkeypatch):
     task = _task(monkeypatch)
     first = next(task.teacher.parameters()).clone()
@@ -87,15 +102,45 @@ def test_bad_settings_raise():
         SoundEventDetection(num_classes=3, model_overrides=SMALL, warmup_epochs=10, cosine_start=5)
 
 
-def test_events_image_has_one_band_per_clip_half():
-    target = np.zeros((2, 10))
-    target[0, 2:5] = 1
-    image = render_events([(target, target * 0.5)] * 3, row_pixels=3, frame_pixels=2)
-    # per clip: 2 halves of 2 classes x 3 px, each followed by a 1 px separator, then a 2 px gap (not after the last)
-    assert image.shape == (3, 3 * (2 * (6 + 1) + 2) - 2, 20)
-    assert image.min() >= 0 and image.max() <= 1
-    active, silent = image[:, 0, 4:10], image[:, 0, :4]  # class 0, frames 2-4 of the first clip's ground truth
-    assert np.all(active < 0.5) and np.all(silent == 1.0)
+def _scheduled(max_epochs: int, steps_per_epoch: int, **schedule):
+    """A task attached to a stand-in trainer, with its LR multiplier per step."""
+    task = SoundEventDetection(num_classes=3, model_overrides=SMALL, median_windows=1, **schedule)
+    task._trainer = SimpleNamespace(max_epochs=max_epochs, estimated_stepping_batches=max_epochs * steps_per_epoch)
+    scheduler = task.configure_optimizers()["lr_scheduler"]["scheduler"]
+    return task, scheduler.lr_lambdas[0]
+
+
+def test_derived_schedule_is_the_published_one_at_300_epochs():
+    derived, derived_lr = _scheduled(300, 3)
+    published, published_lr = _scheduled(300, 3, warmup_epochs=50, cosine_start=100, cosine_end=300)
+    assert derived.schedule_epochs() == published.schedule_epochs() == (50.0, 100.0, 300.0)
+    assert [derived_lr(step) for step in range(901)] == [published_lr(step) for step in range(901)]
+    # DESED_task ExponentialWarmup: the first step at the full lr, step k >= 1 at the counter k + 1 (steps)
+    assert derived_lr(0) == 1.0 and derived_lr(1) == pytest.approx(math.exp(-5.0 * (1 - 2 / 150) ** 2))
+    assert derived_lr(149) == 1.0 and derived_lr(298) == 1.0  # warm-up ends at step 150, the cosine starts at 300
+    assert derived_lr(599) == pytest.approx(math.cos(math.pi / 4)) and derived_lr(899) == derived_lr(950) == 1e-5
+
+
+def test_short_run_schedule_keeps_the_ratios_and_leaves_the_warm_up_after_one_epoch():
+    task, lr = _scheduled(6, 4)  # epochs: warm-up to 1, flat to 2, cosine to 6
+    assert task.schedule_epochs() == (1.0, 2.0, 6.0)
+    assert lr(2) < 1.0 and lr(3) == lr(6) == 1.0 and lr(8) < 1.0 and lr(23) == 1e-5
+    task._trainer.global_step = 3  # the fourth batch: the consistency weight is full from there
+    assert task._schedule_factor(task._scheduler_count()) == 1.0 and task._schedule_factor(3) < 1.0
+    task, _ = _scheduled(6, 4, warmup_epochs=0.5)  # set values stay, the others are derived
+    assert task.schedule_epochs() == (0.5, 2.0, 6.0)
+
+
+@pytest.mark.bad_input
+def test_derived_schedule_needs_max_epochs():
+    task = SoundEventDetection(num_classes=3, model_overrides=SMALL, median_windows=1)
+    task._trainer = SimpleNamespace(max_epochs=-1, estimated_stepping_batches=float("inf"))
+    with pytest.raises(ValueError, match="derive from trainer.max_epochs, which is -1: set trainer.max_epochs or"):
+        task.schedule_epochs()
+    task = SoundEventDetection(num_classes=3, model_overrides=SMALL, median_windows=1, warmup_epochs=3)
+    task._trainer = SimpleNamespace(max_epochs=6, estimated_stepping_batches=24)  # 3 > the derived cosine start 2
+    with pytest.raises(ValueError, match=r"got 3.0, 2.0, 6.0 \(unset ones derived from trainer.max_epochs 6\)$"):
+        task.schedule_epochs()
 
 
 def _demo_module(demo_data, classes, **kwargs):
@@ -111,7 +156,7 @@ def test_tiny_fit_on_demo_strong_data_beats_the_untrained_psds(demo_data, tmp_pa
     # A one-class label space ("engine_hum") of the demo events: a 6-epoch CPU fit is enough for it, while all eight
     # demo classes need far more epochs than a test can afford before PSDS (mean - std over classes) leaves 0.
     pl.seed_everything(0)
-    data = _demo_module(demo_data, ["engine_hum"])
+    data = _demo_module(demo_data, ["engine_hum"], eval_other_classes="ignore")  # score engine_hum only
     task = SoundEventDetection(num_classes=1, lr=1e-2, warmup_epochs=1, cosine_start=1, cosine_end=6,
                                median_windows=5, mixup_p=0.0,
                                model_overrides=dict(channels=[16, 16, 32, 32, 32, 32, 32], rnn_hidden=32,
@@ -124,8 +169,8 @@ def test_tiny_fit_on_demo_strong_data_beats_the_untrained_psds(demo_data, tmp_pa
     trained = trainer.validate(task, data, verbose=False)[0]
     assert trained["val/psds1"] > untrained["val/psds1"] + 0.3
     assert trained["val/loss"] < untrained["val/loss"]
-    image = trainer.callbacks[0].last
-    assert image is not None and image.shape[0] == 3
+    figure = trainer.callbacks[0]
+    assert len(figure.examples) == 3 and figure.last.ndim == 3 and figure.last.shape[2] == 3  # RGB, height x width
 
 
 def _tiny_cli(config_args, demo_data, tmp_path, extra=()):

@@ -1,11 +1,17 @@
-"""The tagging task: distillation and mixing stay consistent; a tiny fit learns."""
+"""The tagging task: distillation and mixing stay consistent; a tiny fit learns; DDP scores every clip once."""
+import csv
+import json
+import os
+
 import numpy as np
+import pytest
 import pytorch_lightning as pl
 import torch
 
 from datamodules.tagging import TaggingDataModule
 from datamodules.teacher import write_teacher_logits
 from experiments.tagging import AudioTagging
+from tests.conftest import run_script
 
 
 def _batch(b=6, n=8000, classes=4):
@@ -45,7 +51,7 @@ def test_kd_loss_is_used_when_teacher_present():
 def test_tiny_fit_with_distillation_lowers_the_loss(tone_h5_dir, tmp_path):
     pl.seed_everything(0)
     names = [f"clip_{i:04d}.wav" for i in range(48)]
-    from datamodules.h5format import AudioH5
+    from datamodules.format.hdf5 import AudioH5
 
     labels = AudioH5(f"{tone_h5_dir}/train.h5").weak_targets().astype(np.float32)
     write_teacher_logits(str(tmp_path / "teacher.h5"), names, 8 * labels - 4)
@@ -63,6 +69,7 @@ def test_tiny_fit_with_distillation_lowers_the_loss(tone_h5_dir, tmp_path):
     trainer.fit(task, datamodule=dm)
     assert losses[-1] < 0.8 * losses[0], losses
     assert float(trainer.callback_metrics["val/mAP"]) > 0.6
+    assert float(trainer.callback_metrics["train/teacher_coverage"]) == 1.0  # every training clip has a teacher row
 
 
 def test_demo_config_on_demo_data_lowers_the_loss(demo_data, tmp_path):
@@ -88,6 +95,7 @@ def test_demo_config_on_demo_data_lowers_the_loss(demo_data, tmp_path):
     assert losses[-1] < losses[0], losses
 
 
+@pytest.mark.bad_input
 def test_cross_entropy_mode_needs_one_label_and_reports_accuracy():
     import pytest
 
@@ -97,13 +105,16 @@ def test_cross_entropy_mode_needs_one_label_and_reports_accuracy():
     with pytest.raises(ValueError, match="exactly one label per clip; clip 'c0'"):
         task._shared_step(batch, "val")
     batch["target"] = torch.nn.functional.one_hot(torch.tensor([0, 1, 2, 3, 0, 1]), 4).float()
+    task.outputs["val"].reset()
     loss = task._shared_step(batch, "val")
     logits = task(batch["audio"])
     torch.testing.assert_close(loss, torch.nn.functional.cross_entropy(logits, batch["target"].argmax(1)))
-    expected_acc = (logits.argmax(1) == batch["target"].argmax(1)).float().mean()
-    torch.testing.assert_close(task.metrics["val"]["acc"].compute(), expected_acc)
+    result = task.evaluate("val")
+    assert result["acc"] == float((logits.argmax(1) == batch["target"].argmax(1)).float().mean())
+    assert result["loss"] == pytest.approx(float(loss), rel=1e-6)
 
 
+@pytest.mark.bad_input
 def test_masked_bce_mode_ignores_unknown_labels_in_loss_and_metrics():
     import pytest
 
@@ -121,9 +132,63 @@ def test_masked_bce_mode_ignores_unknown_labels_in_loss_and_metrics():
     torch.testing.assert_close(loss, expected)
     # changing an unknown target changes neither the loss nor the mAP
     changed = dict(batch, target=torch.where(known, batch["target"], 1.0 - batch["target"]))
-    task.metrics["val"]["mAP"].reset()
+    task.outputs["val"].reset()
     task._shared_step(batch, "val")
-    first = task.metrics["val"]["mAP"].compute()
-    task.metrics["val"]["mAP"].reset()
+    first = task.evaluate("val")
+    task.outputs["val"].reset()
     torch.testing.assert_close(task._shared_step(changed, "val"), loss)
-    torch.testing.assert_close(task.metrics["val"]["mAP"].compute(), first)
+    assert task.evaluate("val") == first and first["loss"] == pytest.approx(float(loss), rel=1e-6)
+
+
+DDP_SCRIPT = """
+import json, sys
+import pytorch_lightning as pl
+import torch
+from callbacks.prediction_writer import TagPredictionWriter
+from datamodules.tagging import TaggingDataModule
+from experiments.tagging import AudioTagging
+
+out, data, weights, devices = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+torch.set_num_threads(1)
+task = AudioTagging(model="demo_cnn", num_classes=4)
+task.load_state_dict(torch.load(weights))
+dm = TaggingDataModule(val_h5=data, test_h5=data, clip_seconds=0.25, batch_size=8, num_workers=0)
+trainer = pl.Trainer(accelerator="cpu", devices=devices, strategy="ddp" if devices > 1 else "auto", logger=False,
+                     enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                     callbacks=[TagPredictionWriter(f"{out}/predictions.tsv")])
+metrics = {**trainer.validate(task, dm, verbose=False)[0], **trainer.test(task, dm, verbose=False)[0]}
+trainer.predict(task, dm, return_predictions=False)
+if trainer.is_global_zero:
+    with open(f"{out}/metrics.json", "w") as f:
+        json.dump(metrics, f)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.bad_input
+def test_two_ddp_processes_score_every_clip_exactly_once(tmp_path):
+    """59 clips on 2 processes: the sampler pads with a repeated clip, which must not count twice."""
+    from tests.conftest import write_tone_h5
+
+    data = write_tone_h5(str(tmp_path / "clips.h5"), 59, seed=5, seconds=0.25)
+    torch.manual_seed(0)
+    torch.save(AudioTagging(model="demo_cnn", num_classes=4).state_dict(), tmp_path / "weights.pt")
+    runs = {}
+    for devices in (1, 2):
+        out = tmp_path / f"devices{devices}"
+        out.mkdir()
+        run_script(DDP_SCRIPT, tmp_path, out, data, tmp_path / "weights.pt", devices)
+        rows = []
+        for name in sorted(os.listdir(out)):
+            if name.startswith("predictions"):
+                with open(out / name, newline="") as f:
+                    rows += [row[0] for row in csv.reader(f, delimiter="\t")][1:]
+        runs[devices] = json.loads((out / "metrics.json").read_text()), rows
+    (single, single_rows), (ddp, ddp_rows) = runs[1], runs[2]
+    assert set(single) == set(ddp) >= {"val/mAP", "val/auroc", "val/d_prime", "val/loss", "test/mAP", "test/loss"}
+    for key in single:
+        if key.endswith("loss"):
+            assert ddp[key] == pytest.approx(single[key], rel=1e-6), key  # a mean over the same clips
+        else:
+            assert ddp[key] == single[key], key
+    assert sorted(ddp_rows) == sorted(single_rows) and len(set(ddp_rows)) == 59  # predictions: each clip once

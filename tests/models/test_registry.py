@@ -25,6 +25,7 @@ def test_checkpoint_round_trip_and_lightning_prefix(tmp_path):
         torch.testing.assert_close(loaded(x)[0], model.eval()(x)[0])
 
 
+@pytest.mark.bad_input
 def test_errors_name_the_problem(tmp_path):
     with pytest.raises(KeyError, match="unknown model 'demo_cn'"):
         create_model("demo_cn")

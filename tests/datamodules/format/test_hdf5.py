@@ -93,6 +93,7 @@ def test_write_read_round_trip(tmp_path):
     np.testing.assert_array_equal(clone.waveform(1), h5.waveform(1))
 
 
+@pytest.mark.bad_input
 def test_write_errors(tmp_path):
     path = str(tmp_path / "x.h5")
     with pytest.raises(ValueError, match="codec"):
@@ -107,6 +108,7 @@ def test_write_errors(tmp_path):
         write_h5(path, _records(), 3, codec="pcm16", sample_rate=32000, class_names=[f"c{i}" for i in range(10)])
 
 
+@pytest.mark.bad_input
 def test_reader_errors(tmp_path):
     with pytest.raises(FileNotFoundError):
         AudioH5(str(tmp_path / "missing.h5"))
@@ -122,3 +124,36 @@ def test_reader_errors(tmp_path):
              name_width=40)
     with pytest.raises(ValueError, match="stores 10 classes"):
         AudioH5(path, num_classes=527)
+
+
+def _community(path, target=None, names=3, audio_rows=3):
+    with h5py.File(path, "w") as f:
+        f.create_dataset("audio_name", data=np.array([b"Ya.mp3", b"Yb.mp3", b"Yc.mp3"][:names], "S20"))
+        f.create_dataset("mp3", (audio_rows,), dtype=h5py.vlen_dtype(np.uint8))
+        if target is not None:
+            f.create_dataset("target", data=target)
+    return str(path)
+
+
+@pytest.mark.parametrize("target,audio_rows,message", [
+    (None, 3, "{p}: no 'target' dataset (the weak labels: uint8 (N, ceil(classes / 8)) packbits, as in the "
+              "community AudioSet files)"),
+    (np.zeros((3, 66), np.float32), 3, "{p}: dataset 'target' is float32, expected uint8 (packbits of the weak "
+                                       "labels)"),
+    (np.zeros((2, 66), np.uint8), 3, "{p}: dataset 'target' has shape (2, 66), expected (3, bytes per row) like the "
+                                     "3 rows of 'audio_name'"),
+    (np.zeros(3, np.uint8), 3, "{p}: dataset 'target' has shape (3,), expected (3, bytes per row) like the 3 rows "
+                               "of 'audio_name'"),
+    (np.zeros((3, 25), np.uint8), 3, "{p}: dataset 'target' has 25 bytes per row, 527 classes need 66 (packbits, "
+                                     "8 per byte)"),
+    (np.zeros((3, 66), np.uint8), 2, "{p}: dataset 'mp3' has shape (2,), expected 3 rows like 'audio_name'"),
+])
+@pytest.mark.bad_input
+def test_community_file_with_a_bad_target_is_one_line(tmp_path, target, audio_rows, message):
+    from datamodules.format.hdf5 import H5LayoutError
+
+    path = _community(tmp_path / "balanced_train_segments_mp3.hdf", target, audio_rows=audio_rows)
+    with pytest.raises(H5LayoutError) as err:
+        AudioH5(path, num_classes=527)
+    assert str(err.value) == message.format(p=path)
+    assert AudioH5(_community(tmp_path / "ok.hdf", np.zeros((3, 66), np.uint8)), num_classes=527).num_classes == 527

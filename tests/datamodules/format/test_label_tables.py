@@ -80,8 +80,9 @@ def test_tables_numbered_captions_and_device_column(tmp_path, audio_dir):
 @pytest.mark.parametrize(
     "text,message",
     [
-        ("name\tevent_labels\na.wav\tdog\n", "line 1: missing column 'filename'"),
-        ("filename\tonset\tevent_label\na.wav\t1\tdog\n", "missing column 'offset'"),
+        ("name\tevent_labels\na.wav\tdog\n",
+         "(tab-separated), line 1: no 'filename' column; columns: name, event_labels"),
+        ("filename\tonset\tevent_label\na.wav\t1\tdog\n", "line 1: no 'offset' column"),
         ("filename\tonset\toffset\tevent_label\na.wav\t0\t1\tdog\nb.wav\tabc\t1\tdog\n",
          "line 3, field 'onset': 'abc' is not a number"),
         ("filename\tonset\toffset\tevent_label\n\na.wav\t2\t1\tdog\n",
@@ -90,11 +91,12 @@ def test_tables_numbered_captions_and_device_column(tmp_path, audio_dir):
         ("filename\tonset\toffset\tevent_label\na.wav\t0\t1\t\n", "line 2, field 'event_label': empty"),
         ("filename\tonset\toffset\tevent_label\tconfidence\na.wav\t0\t1\tdog\t1.5\n", "field 'confidence'"),
         ("filename\tscene_label\na.wav\tpark\na.wav\ttram\n", "line 3, field 'scene_label': scene 'tram' contradicts"),
-        ("filename\tevent_labels\na.wav\tdog\textra\n", "line 2: 3 fields"),
+        ("filename\tevent_labels\na.wav\tdog\textra\n", "(tab-separated), line 2: 3 fields"),
         ("filename\tevent_labels\n\tdog\n", "line 2, field 'filename'"),
         ("", "line 1: missing header"),
     ],
 )
+@pytest.mark.bad_input
 def test_table_errors_name_file_line_field(tmp_path, audio_dir, text, message):
     table = _write(tmp_path / "bad.tsv", text)
     with pytest.raises(LabelTableError) as err:
@@ -102,6 +104,7 @@ def test_table_errors_name_file_line_field(tmp_path, audio_dir, text, message):
     assert str(err.value).startswith(table) and message in str(err.value)
 
 
+@pytest.mark.bad_input
 def test_table_unknown_class(tmp_path, audio_dir):
     classes = _write(tmp_path / "classes.txt", "cat\ndog\n\n")
     assert read_class_list(classes) == ["cat", "dog"]
@@ -118,6 +121,7 @@ def test_table_unknown_class(tmp_path, audio_dir):
         read_class_list(_write(tmp_path / "dup.txt", "cat\ncat\n"))
 
 
+@pytest.mark.bad_input
 def test_table_missing_audio(tmp_path, audio_dir):
     rows = "".join(f"missing_{i:02d}.wav\tdog\n" for i in range(12))
     table = _write(tmp_path / "weak.tsv", "filename\tevent_labels\na.wav\tdog\n" + rows)
@@ -130,8 +134,88 @@ def test_table_missing_audio(tmp_path, audio_dir):
     assert [it.name for it in labels.items] == ["a.wav"] and len(labels.missing) == 12
 
 
+@pytest.mark.bad_input
 def test_table_subset_must_name_known_files(tmp_path, audio_dir):
     table = _write(tmp_path / "weak.tsv", "filename\tevent_labels\na.wav\tdog\n")
     subset = _write(tmp_path / "split.csv", "filename\nz.wav\n")
     with pytest.raises(LabelTableError, match="split.csv: 1 files are in no label table"):
         read_label_tables([table], audio_dir, subset=subset)
+
+
+@pytest.mark.bad_input
+def test_comma_separated_tables_with_quoting(tmp_path, audio_dir):
+    weak = _write(tmp_path / "labels.csv", 'filename,event_labels,caption\na.wav,"dog,cat","a dog, then a cat"\n'
+                  "b.wav,bird,\n")
+    labels = read_label_tables([weak], audio_dir)
+    assert labels.class_names == ["bird", "cat", "dog"]
+    assert [it.weak for it in labels.items] == [[1, 2], [0]]
+    assert labels.items[0].captions == ["a dog, then a cat"]
+    bad = _write(tmp_path / "bad.csv", "a,b\n1,2\n")
+    with pytest.raises(LabelTableError) as err:
+        read_label_tables([bad], audio_dir)
+    assert str(err.value) == f"{bad} (comma-separated), line 1: no 'filename' column; columns: a, b"
+
+
+@pytest.mark.bad_input
+def test_tables_in_utf8_bom_and_utf16_bom_and_refused_latin1(tmp_path, audio_dir):
+    text = "filename\tevent_labels\na.wav\tcafé\n"
+    for name, data in (("bom8.tsv", b"\xef\xbb\xbf" + text.encode()), ("bom16.tsv", text.encode("utf-16"))):
+        assert read_label_tables([str(_write_bytes(tmp_path / name, data))], audio_dir).class_names == ["café"]
+    latin = _write_bytes(tmp_path / "latin.tsv", text.encode("latin-1"))
+    with pytest.raises(LabelTableError, match=r"latin.tsv: not UTF-8 text at byte 31 \(line 2; save it as UTF-8\)"):
+        read_label_tables([str(latin)], audio_dir)
+    with pytest.raises(LabelTableError, match=r"classes.txt: not UTF-8 text at byte 3"):
+        read_class_list(str(_write_bytes(tmp_path / "classes.txt", "café\n".encode("latin-1"))))
+
+
+def _write_bytes(path, data: bytes):
+    path.write_bytes(data)
+    return path
+
+
+@pytest.mark.bad_input
+def test_file_names_must_stay_inside_the_audio_folder(tmp_path, audio_dir):
+    outside = tmp_path / "secret.wav"
+    sf.write(outside, _tone(16000, 0.1, 500), 16000)
+    os.symlink(outside, os.path.join(audio_dir, "link.wav"))
+    os.symlink(os.path.join(audio_dir, "a.wav"), os.path.join(audio_dir, "inner.wav"))
+    for name in ("../secret.wav", str(outside), "link.wav"):
+        table = _write(tmp_path / "t.tsv", f"filename\tevent_labels\nb.wav\tdog\n{name}\tdog\n")
+        with pytest.raises(LabelTableError) as err:
+            read_label_tables([table], audio_dir)
+        assert str(err.value) == (
+            f"{table}, line 3, field 'filename': {name!r} resolves to {os.path.realpath(outside)}, outside the "
+            f"audio folder {audio_dir} (--allow-outside-audio-dir / allow_outside=True accepts it)")
+        labels = read_label_tables([table], audio_dir, allow_outside=True)
+        assert labels.items[1].path == os.path.join(audio_dir, name)
+    os.makedirs(os.path.join(audio_dir, "sub"))
+    inside = os.path.join(audio_dir, "c.wav")
+    table = _write(tmp_path / "t.tsv", f"filename\tevent_labels\ninner.wav\tdog\nsub/../a.wav\tdog\n{inside}\tdog\n")
+    assert len(read_label_tables([table], audio_dir).items) == 3  # links, '..' and absolute paths that stay inside
+
+
+def test_split_column_groups_items_with_shared_vocabularies(tmp_path, audio_dir):
+    table = _write(tmp_path / "clips.csv", "filename,event_labels,scene_label,split\na.wav,dog,park,train\n"
+                   "b.wav,cat,tram,val\nc.wav,bird,park,train\n")
+    labels = read_label_tables([table], audio_dir, split_column="split")
+    assert list(labels.splits) == ["train", "val"]
+    assert [it.name for it in labels.splits["train"]] == ["a.wav", "c.wav"]
+    assert [it.name for it in labels.splits["val"]] == ["b.wav"]
+    assert labels.class_names == ["bird", "cat", "dog"] and labels.scene_names == ["park", "tram"]
+    assert labels.splits["val"][0].weak == [1] and labels.splits["val"][0].scene == 1
+    assert read_label_tables([table], audio_dir).splits == {}
+
+
+@pytest.mark.parametrize("text,message", [
+    ("filename,event_labels\na.wav,dog\n", "(comma-separated), line 1: no 'split' column; columns: filename, "
+                                           "event_labels"),
+    ("filename,split\na.wav,train\nb.wav,\n", "line 3, field 'filename': 'b.wav' has no 'split' value"),
+    ("filename,split\na.wav,../../x\n", "line 2, field 'split': split '../../x' must be letters"),
+    ("filename,split\na.wav,train\na.wav,val\n", "line 3, field 'split': split 'val' contradicts 'train'"),
+])
+@pytest.mark.bad_input
+def test_split_column_errors(tmp_path, audio_dir, text, message):
+    table = _write(tmp_path / "clips.csv", text)
+    with pytest.raises(LabelTableError) as err:
+        read_label_tables([table], audio_dir, split_column="split")
+    assert str(err.value).startswith(table) and message in str(err.value)

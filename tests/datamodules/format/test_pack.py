@@ -14,7 +14,8 @@ import datamodules.format.encoding as encoding
 from datamodules.format.audio_io import CODECS, read_audio_file, resample
 from datamodules.format.hdf5 import AudioH5
 from datamodules.format.label_tables import read_class_list, read_label_tables
-from datamodules.format.pack import ERRORS_SUFFIX, PackItem, pack
+from datamodules.format.checks import ERRORS_SUFFIX
+from datamodules.format.pack import PackItem, pack
 from datamodules.format.parts import WORK_DIR_SUFFIX
 from experiments.commands.pack import main
 
@@ -109,6 +110,7 @@ def test_round_trip(codec, sample_rate, sources, tmp_path):
             assert snr > 20, f"{codec} clip {i}: SNR {snr:.1f} dB"
 
 
+@pytest.mark.bad_input
 def test_corrupt_files_are_logged_and_skipped(sources, tmp_path):
     good = sources[:3]
     folder = tmp_path / "bad"
@@ -126,15 +128,17 @@ def test_corrupt_files_are_logged_and_skipped(sources, tmp_path):
     assert [name for name, _ in report.errors] == ["empty.wav", "garbage.wav", "truncated.wav", "absent.wav"]
     lines = open(report.errors_path).read().splitlines()
     assert report.errors_path == str(out) + ERRORS_SUFFIX
-    assert lines[0] == "filename\terror" and len(lines) == 5
-    assert lines[1].startswith("empty.wav\t") and "empty" in lines[1].split("\t")[1]
-    assert all(len(line.split("\t")) == 2 for line in lines)
+    assert lines[0] == "filename\tkind\tmessage" and len(lines) == 5
+    assert lines[1].startswith("empty.wav\tskipped\t") and "empty" in lines[1].split("\t")[2]
+    assert all(len(line.split("\t")) == 3 for line in lines)
+    assert [line.split("\t")[1] for line in lines[1:]] == ["skipped"] * 4
     _check_metadata(AudioH5(str(out)), good)
     # A later clean pack to the same path removes the stale log.
     _pack(good, out)
     assert not os.path.exists(str(out) + ERRORS_SUFFIX)
 
 
+@pytest.mark.bad_input
 def test_pack_argument_errors(sources, tmp_path):
     with pytest.raises(ValueError, match="codec"):
         _pack(sources, tmp_path / "x.h5", codec="wav")
@@ -163,6 +167,7 @@ def _assert_same_file(a, b) -> None:
                     np.testing.assert_array_equal(x, y, err_msg=key)
 
 
+@pytest.mark.bad_input
 def test_resume_in_process(sources, tmp_path, monkeypatch):
     """An interruption keeps the finished clips; a rerun encodes only the rest; another codec starts afresh."""
     out = tmp_path / "out.h5"
@@ -197,6 +202,7 @@ def test_resume_in_process(sources, tmp_path, monkeypatch):
     assert _pack(sources, out, workers=0, codec="flac").reused == 0
 
 
+@pytest.mark.bad_input
 def test_resume_skips_changed_source(sources, tmp_path, monkeypatch):
     folder = tmp_path / "src"
     items = _write_sources(folder, n=4)
@@ -249,6 +255,7 @@ def _write_tables(folder, items, classes_file=True):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
+@pytest.mark.bad_input
 def test_resume_after_killed_process(sig, tmp_path):
     """Kill a packing process after a few chunks; the rerun reuses them and gives the uninterrupted result."""
     folder = tmp_path / "audio"
@@ -277,7 +284,7 @@ def test_resume_after_killed_process(sig, tmp_path):
     assert not os.path.exists(out)
     chunks = [n for n in os.listdir(parts) if n.endswith(".npz")]
     with_work = sum(len(np.load(os.path.join(parts, n))["names"]) for n in chunks)
-    assert with_work >= 6
+    assert with_work >= len(chunks) >= 2  # a loaded machine may also publish a small chunk after flush_seconds
 
     classes = read_class_list(tables["classes"])
     labels = read_label_tables([tables["strong"], tables["captions"]], str(folder), classes=classes)
@@ -315,6 +322,7 @@ def test_cli_round_trip(tmp_path, capsys):
         assert h5.waveform(i).size == pytest.approx(h5.durations[i] * 16000)
 
 
+@pytest.mark.bad_input
 def test_cli_errors(tmp_path, capsys):
     folder = tmp_path / "audio"
     folder.mkdir()

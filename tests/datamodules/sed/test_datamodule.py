@@ -1,8 +1,6 @@
 """SEDDataModule on the demo events files and tiny hand-made files: batches, targets, aliases, embeddings, DDP."""
 import json
 import os
-import subprocess
-import sys
 import textwrap
 
 import h5py
@@ -12,14 +10,15 @@ import pytest
 import torch
 
 from datamodules.format.audio_io import encode_audio
+from datamodules.label_space import LabelSpaceError
 from datamodules.format.hdf5 import AudioH5, ClipRecord, write_h5
 from datamodules.sed import DESED_CLASSES, MAESTRO_REAL_CLASSES, EventLabelEncoder
 from datamodules.sed.datamodule import SEDDataModule, SEDSource
 from datamodules.sed.embeddings import FrameEmbeddings, write_frame_embeddings
 from metrics.sed.psds import ReferenceSet
+from tests.conftest import run_script
 
-REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
-KEYS = {"audio", "strong", "weak", "mask", "has_strong", "has_weak", "source", "name"}
+KEYS = {"audio", "strong", "weak", "mask", "has_strong", "has_weak", "source", "skipped", "name"}
 
 
 def _demo(demo_data):
@@ -165,6 +164,7 @@ def test_random_crops_shift_events_and_change_per_epoch(tmp_path):
     assert int(round(float(dataset[again]["audio"][0, 0]) * 32768)) == starts[1, again[0]]  # reproducible
 
 
+@pytest.mark.bad_input
 def test_frame_embeddings_lookup(demo_data, tmp_path):
     files, _ = _demo(demo_data)
     rng = np.random.default_rng(0)
@@ -208,6 +208,7 @@ def test_frame_embeddings_lookup(demo_data, tmp_path):
     (dict(sources=[SEDSource("a", "x.h5", 2, "strong", embeddings="e.h5"), SEDSource("b", "y.h5", 2, "weak")]),
      r"embeddings for every source or for none.*\['a'\]"),
 ])
+@pytest.mark.bad_input
 def test_bad_settings(change, message):
     kwargs = dict(sources=[SEDSource("a", "x.h5", 2, "strong")], val_h5="v.h5")
     kwargs.update(change)
@@ -215,6 +216,7 @@ def test_bad_settings(change, message):
         SEDDataModule(**kwargs)
 
 
+@pytest.mark.bad_input
 def test_bad_files_name_the_file(tmp_path):
     no_events = str(tmp_path / "weak_only.h5")
     write_h5(no_events, [ClipRecord("c.wav", encode_audio(np.zeros(160), 16000, "pcm16"), 0.01, [0])], 1,
@@ -229,6 +231,30 @@ def test_bad_files_name_the_file(tmp_path):
     strict = SEDDataModule([SEDSource("s", no_events, 1, "weak")], no_events, classes=["b"], strict_classes=True)
     with pytest.raises(ValueError, match=r"s \(.*weak_only\.h5\): classes \['a'\] are not in the label space"):
         strict.train_dataloader()
+
+
+@pytest.mark.bad_input
+def test_evaluation_classes_outside_the_label_space_are_an_error_naming_them(tmp_path):
+    talk, car = MAESTRO_REAL_CLASSES.index("people talking"), MAESTRO_REAL_CLASSES.index("car")
+    maestro = _tiny_h5(tmp_path / "maestro_val.h5", MAESTRO_REAL_CLASSES,
+                       [[(0.0, 0.5, talk, 1.0), (0.2, 0.6, car, 1.0)]])
+    desed = _tiny_h5(tmp_path / "desed.h5", DESED_CLASSES, [[(0.1, 0.3, 0, 1.0)]] * 2)
+    sources = [SEDSource("synth", desed, 1, "strong")]
+    dm = SEDDataModule(sources, maestro, classes="desed", clip_seconds=1.0)
+    with pytest.raises(LabelSpaceError, match=r"val_h5 \(.*maestro_val\.h5\): classes \['cutlery and dishes', "
+                                              r"'furniture dragging', 'people talking', .*'birds_singing'\] are not in "
+                                              r"the label space \['Alarm_bell_ringing', .*'Vacuum_cleaner'\]; .*set "
+                                              r"eval_other_classes='ignore'"):
+        dm.val_dataloader()
+    lenient = SEDDataModule(sources, maestro, classes="desed", clip_seconds=1.0, eval_other_classes="ignore")
+    with pytest.warns(UserWarning, match=r"'people talking', 'children voices', 'announcement'\] still feed their "
+                                         r"alias targets"):
+        batch = next(iter(lenient.val_dataloader()))
+    assert batch["strong"][0, DESED_CLASSES.index("Speech")].max() == 1.0  # the alias still applies
+    full = SEDDataModule(sources, maestro, classes="dcase24", clip_seconds=1.0)  # every MAESTRO class in the space
+    batch = next(iter(full.val_dataloader()))
+    assert batch["strong"][0, full.class_names.index("car")].max() == 1.0
+    assert batch["strong"][0, DESED_CLASSES.index("Speech")].max() == 1.0
 
 
 def test_config_schema_parses_sources(tmp_path):
@@ -293,12 +319,7 @@ def test_real_two_process_ddp_keeps_the_sampler(tmp_path):
 
     a = _tiny_h5(tmp_path / "a.h5", ["a", "b"], [[(0.0, 0.05, 0, 1.0)]] * 10, seconds=0.1)
     b = _tiny_h5(tmp_path / "b.h5", ["a", "b"], [[(0.0, 0.05, 1, 1.0)]] * 7, seconds=0.1)
-    script = tmp_path / "ddp_probe.py"
-    script.write_text(DDP_SCRIPT)
-    env = {**os.environ, "PYTHONPATH": REPO, "PYTHONWARNINGS": "ignore"}
-    proc = subprocess.run([sys.executable, str(script), str(tmp_path), a, b], env=env, cwd=str(tmp_path),
-                          capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_script(DDP_SCRIPT, tmp_path, tmp_path, a, b, timeout=120)
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
     names = [f"clip{i:02d}.wav" for i in range(10)]
     for r, result in enumerate(ranks):

@@ -34,6 +34,7 @@ def test_label_space_and_presets(tmp_path):
     (["a", "a"], r"classes listed twice: \['a'\]"),
     (["a", ""], "non-empty strings"),
 ])
+@pytest.mark.bad_input
 def test_bad_classes_setting(classes, message):
     with pytest.raises(ValueError, match=message):
         resolve_classes(classes)
@@ -91,6 +92,7 @@ def test_apply_aliases_reads_sources_before_any_change():
         apply_aliases(strong, strong.max(1)[:5], mask, pairs)
 
 
+@pytest.mark.bad_input
 def test_unknown_file_classes_warn_or_raise():
     warning = r"f\.h5: classes \['people talking', 'car'\] are not in the label space.*\['people talking'\] still feed"
     with pytest.warns(UserWarning, match=warning):

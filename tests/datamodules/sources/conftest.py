@@ -85,3 +85,35 @@ def desed_packed(desed_root, tmp_path_factory):
     out = tmp_path_factory.mktemp("desed_out")
     reports = desed.pack_desed(desed_root, str(out), codec="pcm16", workers=0, progress=False)
     return str(out), reports
+
+
+TAU_CLIPS = ("bus-lyon-1-10-0-a.wav", "park-paris-2-20-1-b.wav", "tram-lyon-3-30-0-s1.wav", "park-lyon-4-40-2-c.wav")
+
+
+@pytest.fixture()
+def tiny_tau(tmp_path):
+    """A function writing a tiny TAU22 (``layout="tau22"``) or TAU20 (``"tau20"``, five-field names) development
+    folder of four 0.1 s clips at 44.1 kHz; returns the folder."""
+
+    def build(layout: str = "tau22") -> str:
+        root = tmp_path / layout
+        fields = [n.split("-") for n in TAU_CLIPS]
+        names = ["audio/" + "-".join(f if layout == "tau22" else f[:4] + f[5:]) for f in fields]  # TAU20: no snippet
+        rows = []
+        for seed, name in enumerate(names):
+            _write(root / name, 0.1, 44100, seed)
+            scene, city, location = os.path.basename(name).split("-")[:3]
+            rows.append(f"{name}\t{scene}\t{city}-{location}\t{name[:-4].rsplit('-', 1)[1]}")
+        _table(root / "meta.csv", ["filename\tscene_label\tidentifier\tsource_label", *rows])
+        if layout == "tau22":
+            _table(root / "split100.csv", ["filename\tscene_label", *(r.rsplit("\t", 2)[0] for r in rows[:3])])
+            _table(root / "split25.csv", ["filename\tscene_label", rows[0].rsplit("\t", 2)[0]])
+            _table(root / "test.csv", ["filename", names[3]])
+        else:
+            _table(root / "evaluation_setup" / "fold1_train.csv", ["filename\tscene_label",
+                                                                   *(r.rsplit("\t", 2)[0] for r in rows[:3])])
+            _table(root / "evaluation_setup" / "fold1_evaluate.csv", ["filename\tscene_label",
+                                                                      rows[3].rsplit("\t", 2)[0]])
+        return str(root)
+
+    return build

@@ -36,6 +36,7 @@ def test_lists_parse_with_quoted_commas(lists):
     assert segments[0].mids == ("/m/09x0r", "/m/05zppz") and segments[0].start == "30.000"
 
 
+@pytest.mark.bad_input
 def test_pack_keeps_community_ids_and_reports_missing_audio(lists, tmp_path):
     out, missing = pack_audioset(str(lists / "eval_segments.csv"), str(lists / "class_labels_indices.csv"),
                                  str(lists / "audio"), str(tmp_path / "eval.h5"), codec="pcm16", workers=0,
@@ -46,6 +47,7 @@ def test_pack_keeps_community_ids_and_reports_missing_audio(lists, tmp_path):
     assert h5.class_names[1] == "Male speech, man speaking"
 
 
+@pytest.mark.bad_input
 def test_unknown_mid_and_bad_rows_name_the_list(lists, tmp_path, capsys):
     (lists / "bad.csv").write_text("--x, 0, 10, \"/m/nope\"\n")
     with pytest.raises(LayoutError, match=r"bad.csv: segment '--x' has labels \['/m/nope'\]"):
@@ -54,4 +56,16 @@ def test_unknown_mid_and_bad_rows_name_the_list(lists, tmp_path, capsys):
     (lists / "short.csv").write_text("--x, 0\n")
     code = main(["--segments", str(lists / "short.csv"), "--class-labels", str(lists / "class_labels_indices.csv"),
                  "--audio-dir", str(lists / "audio"), "--out", str(tmp_path / "o.h5"), "--no-progress"])
-    assert code == 1 and "short.csv, line 1: expected YTID" in capsys.readouterr().err
+    assert code == 2 and "short.csv, line 1: expected YTID" in capsys.readouterr().err
+
+
+@pytest.mark.bad_input
+def test_lists_in_utf16_with_bom_are_read_and_latin1_is_one_cli_line(lists, tmp_path, capsys):
+    (lists / "class_labels_indices.csv").write_bytes(CLASSES.encode("utf-16"))
+    assert read_class_indices(str(lists / "class_labels_indices.csv"))[1][1] == "Male speech, man speaking"
+    (lists / "latin.csv").write_bytes(b"--PJHxphWEs, 30.000, 40.000, \"/m/09x0r\"  # caf\xe9\n")
+    code = main(["--segments", str(lists / "latin.csv"), "--class-labels", str(lists / "class_labels_indices.csv"),
+                 "--audio-dir", str(lists / "audio"), "--out", str(tmp_path / "o.h5"), "--no-progress"])
+    assert code == 2
+    assert capsys.readouterr().err == (f"sonolab audioset-pack: error: {lists / 'latin.csv'}: not UTF-8 text at "
+                                       "byte 46 (line 1; save it as UTF-8)\n")

@@ -167,12 +167,13 @@ def test_deterministic_for_a_seed(demo, tmp_path):
     np.testing.assert_array_equal(wave, event_clip(0, "val", 2)[0])
 
 
+@pytest.mark.bad_input
 def test_cli_refuses_foreign_folder_and_replaces_demo(tmp_path, capsys, monkeypatch):
-    import datamodules.sources.demo as demo_data
+    import experiments.commands.demo_data as demo_data_command
 
-    real = demo_data.generate
-    # A small world keeps this test quick; the CLI path is the same as for the full-size one.
-    monkeypatch.setattr(demo_data, "generate", lambda out, seed, **kw: real(
+    # A small world keeps this test quick; the CLI path is the same as for the full-size one. (The command holds
+    # its own reference to generate: patch that one.)
+    monkeypatch.setattr(demo_data_command, "generate", lambda out, seed, **kw: generate(
         out, seed, event_clips=(4, 2, 2), scene_recordings=(1, 1), snippets=2, n_dirs=2, **kw))
     foreign = tmp_path / "mine"
     foreign.mkdir()

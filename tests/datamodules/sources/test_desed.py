@@ -52,6 +52,7 @@ def test_pack_desed_files(desed_packed, desed_root):
     np.testing.assert_allclose(files["validation"].durations, [3.0, 2.004], atol=1e-6)  # from the durations table
 
 
+@pytest.mark.bad_input
 def test_desed_missing_sets(desed_root, tmp_path, capsys):
     located = desed.select_desed_sets(desed_root, None, 16000)
     assert [s.spec.name for s in located] == ["synth_train", "weak", "unlabeled", "validation"]
@@ -72,6 +73,7 @@ def test_desed_audio_folder_preference(desed_root, tmp_path):
     assert located.audio_dir.endswith("weak_16k")  # the only one there
 
 
+@pytest.mark.bad_input
 def test_malformed_desed_table_names_file_and_line(desed_root, tmp_path, capsys):
     root = tmp_path / "d"
     shutil.copytree(desed_root, root)
@@ -89,3 +91,33 @@ def test_malformed_desed_table_names_file_and_line(desed_root, tmp_path, capsys)
     _table(dur, ["filename\tduration", "v0.wav\t-1"])
     with pytest.raises(LayoutError, match=r"validation_durations\.tsv, line 2, field 'duration'"):
         desed.pack_desed(str(root), str(tmp_path / "o"), ["validation"], workers=0, progress=False)
+
+
+@pytest.mark.bad_input
+def test_sed_pack_classes_replaces_the_desed_label_space(desed_root, tmp_path, capsys):
+    """A DESED-layout set with its own classes: rejected against DESED's 10, packed with --classes."""
+    root = tmp_path / "custom"
+    shutil.copytree(desed_root, root)
+    _table(root / "metadata/train/weak.tsv", ["filename\tevent_labels", "w0.wav\tGoat,Hen", "w1.wav\tHen"])
+    args = ["--desed-root", str(root), "--out-dir", str(tmp_path / "out"), "--sets", "weak", "--codec", "pcm16",
+            "--workers", "0", "--no-progress"]
+    assert sed_pack.main(args) == 1
+    assert "weak.tsv, line 2, field 'event_labels': unknown class 'Goat'" in capsys.readouterr().err
+    _table(tmp_path / "classes.txt", ["Hen", "Goat", "Pig"])
+    assert sed_pack.main(args + ["--classes", str(tmp_path / "classes.txt")]) == 0
+    weak = AudioH5(str(tmp_path / "out" / "desed_weak.h5"))
+    assert weak.class_names == ["Hen", "Goat", "Pig"]  # the list's order, not sorted
+    assert weak.weak_targets().astype(int).tolist() == [[1, 1, 0], [1, 0, 0]]
+
+
+@pytest.mark.bad_input
+def test_desed_tables_must_be_utf8(desed_root, tmp_path):
+    root = tmp_path / "latin"
+    shutil.copytree(desed_root, root)
+    (root / "metadata/validation/validation_durations.tsv").write_bytes("filename\tduration\nv\xe9.wav\t3.0\n"
+                                                                         .encode("latin-1"))
+    with pytest.raises(ValueError, match=r"validation_durations\.tsv: not UTF-8 text at byte 19 \(line 2; save it"):
+        desed.pack_desed(str(root), str(tmp_path / "o"), ["validation"], workers=0, progress=False)
+    (root / "metadata/train/weak.tsv").write_bytes("filename\tevent_labels\nw0.wav\tDog\n".encode("utf-16"))
+    items, _ = desed.desed_items(desed.select_desed_sets(str(root), ["weak"], 16000)[0])  # UTF-16 with BOM: fine
+    assert [it.name for it in items] == ["w0.wav"]

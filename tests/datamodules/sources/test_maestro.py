@@ -124,6 +124,7 @@ def test_pack_maestro_files(maestro_packed, maestro_root):
     np.testing.assert_allclose(h5.events(i)["offset"], [7.3], atol=1e-4)
 
 
+@pytest.mark.bad_input
 def test_maestro_annotation_errors_name_file_and_line(maestro_root, tmp_path):
     root = tmp_path / "m"
     shutil.copytree(maestro_root, root)
@@ -139,3 +140,18 @@ def test_maestro_annotation_errors_name_file_and_line(maestro_root, tmp_path):
         maestro.maestro_items(str(root), ["maestro_devtest"])
     with pytest.raises(LayoutError, match="development_audio"):
         maestro.maestro_items(str(tmp_path))
+
+
+@pytest.mark.bad_input
+def test_maestro_annotations_with_another_label_space(tmp_path):
+    note = tmp_path / "rec.txt"
+    note.write_bytes("0.5\t2.0\thorn\t0.9\n1.0\t3.0\tbell\t0.3\n".encode("utf-16"))  # UTF-16 with BOM is read
+    with pytest.raises(LayoutError, match=r"rec\.txt, line 1, field 'event_label': unknown class 'horn' \(not one "
+                                          r"of the 17 classes\)"):
+        maestro.read_maestro_annotation(str(note))
+    events = maestro.read_maestro_annotation(str(note), ("bell", "horn"))
+    assert events == [(0.5, 2.0, "horn", 0.9), (1.0, 3.0, "bell", 0.3)]
+    assert maestro.chunk_events(events, 1.5, 11.5, ("bell", "horn")) == [(0.0, 0.5, 1, 0.9), (0.0, 1.5, 0, 0.3)]
+    note.write_bytes(b"0.5\t2.0\thorn\t0.9\n1.0\t3.0\tb\xe9ll\t0.3\n")
+    with pytest.raises(ValueError, match=r"rec\.txt: not UTF-8 text at byte 26 \(line 2; save it as UTF-8\)"):
+        maestro.read_maestro_annotation(str(note), ("bell", "horn"))

@@ -1,11 +1,13 @@
 """`sonolab sed-pack` over DESED and MAESTRO roots."""
 import os
 
+import pytest
 
 from datamodules.format.hdf5 import AudioH5
 from experiments.commands import sed_pack
 
 
+@pytest.mark.bad_input
 def test_cli_both_roots(desed_root, maestro_root, tmp_path, capsys):
     from experiments.cli import main as sonolab
 

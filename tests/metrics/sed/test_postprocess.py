@@ -12,7 +12,7 @@ from metrics.sed.postprocess import (
     median_filter,
     preset_windows,
 )
-from metrics.sed.scores import ClipScores
+from metrics.sed.scores import ClipScores, SEDInputError
 
 
 def test_published_windows():
@@ -26,6 +26,18 @@ def test_published_windows():
         preset_windows("desed", ["Dog", "car"])
     with pytest.raises(ValueError, match="unknown median-filter preset"):
         preset_windows("dcase2099", ["Dog"])
+
+
+@pytest.mark.bad_input
+def test_preset_without_a_window_for_custom_classes_is_one_line_naming_them_and_the_fix():
+    with pytest.raises(SEDInputError) as err:
+        preset_windows("dcase2024", ["Dog", "engine_hum", "Speech", "siren"])
+    message = str(err.value)
+    assert message == (
+        "median-filter preset 'dcase2024' has no window for classes ['engine_hum', 'siren']; use a single window "
+        "for every class (e.g. 5) or a per-class list of 4 windows in label-space order"
+    )
+    assert "\n" not in message
 
 
 def test_median_filter_hand_case():

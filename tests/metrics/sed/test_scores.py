@@ -7,6 +7,7 @@ from metrics.sed.scores import (
     ClipScores,
     SEDInputError,
     audio_id,
+    check_event_extents,
     read_durations,
     read_ground_truth,
     read_score_dir,
@@ -53,6 +54,7 @@ def test_audio_id_strips_only_the_extension():
         ("onset\toffset\tCat\n", "no frames"),
     ],
 )
+@pytest.mark.bad_input
 def test_bad_score_file(tmp_path, text, message):
     path = _write(tmp_path / "x.tsv", text)
     with pytest.raises(SEDInputError, match=message) as err:
@@ -60,6 +62,7 @@ def test_bad_score_file(tmp_path, text, message):
     assert path in str(err.value)
 
 
+@pytest.mark.bad_input
 def test_score_dir_errors(tmp_path):
     with pytest.raises(SEDInputError, match="score directory does not exist"):
         read_score_dir(str(tmp_path / "missing"))
@@ -99,6 +102,7 @@ def test_ground_truth_reader_keeps_clips_without_events(tmp_path):
         ("filename\tonset\toffset\tevent_label\n\t1\t2\tCat\n", "line 2: field 'filename' is empty"),
     ],
 )
+@pytest.mark.bad_input
 def test_bad_ground_truth(tmp_path, text, message):
     path = _write(tmp_path / "gt.tsv", text)
     with pytest.raises(SEDInputError, match=message) as err:
@@ -106,6 +110,7 @@ def test_bad_ground_truth(tmp_path, text, message):
     assert path in str(err.value)
 
 
+@pytest.mark.bad_input
 def test_durations_reader(tmp_path):
     table = read_durations(_write(tmp_path / "d.tsv", "filename\tduration\na.wav\t10\na.wav\t10\nb.wav\t7.5\n"))
     assert table.to_dict("list") == {"filename": ["a.wav", "b.wav"], "duration": [10.0, 7.5]}
@@ -117,6 +122,7 @@ def test_durations_reader(tmp_path):
         read_durations(str(tmp_path / "none.tsv"))
 
 
+@pytest.mark.bad_input
 def test_clip_scores_validation():
     with pytest.raises(ValueError, match="timestamps must have 3 entries"):
         ClipScores(np.arange(4.0), np.zeros((2, 1)), ("a",))
@@ -127,3 +133,16 @@ def test_clip_scores_validation():
     pd.testing.assert_frame_equal(
         clip.to_frame(), pd.DataFrame({"onset": [0.0, 1.0], "offset": [1.0, 2.0], "a": [0.1, 0.3], "b": [0.2, 0.4]})
     )
+
+
+@pytest.mark.bad_input
+def test_events_past_the_clip_duration_are_an_error(tmp_path):
+    gt = read_ground_truth(_write(tmp_path / "gt.tsv", "filename\tonset\toffset\tevent_label\n"
+                                  "a.wav\t1.0\t10.0005\tDog\nb.wav\t\t\t\nb.wav\t7.5\t9.25\tCat\n"))
+    durations = pd.DataFrame({"filename": ["a.wav", "b.wav"], "duration": [10.0, 9.0]})
+    with pytest.raises(SEDInputError) as err:
+        check_event_extents(gt, durations, "gt.tsv", "durations.tsv")
+    # a.wav ends within the 1 ms tolerance; b.wav's Cat event (line 4) ends 0.25 s late
+    assert str(err.value) == ("gt.tsv, line 4: event 'Cat' 7.5-9.25 s of clip 'b.wav' ends after the clip's "
+                              "duration 9 s in durations.tsv")
+    check_event_extents(gt, durations.assign(duration=[10.0, 9.25]))  # no error
