@@ -119,7 +119,6 @@ class SoundEventDetection(pl.LightningModule):
             self._load_weights(checkpoint)
         self.teacher = EMATeacher(self.model, ema_max_alpha)
         self._outputs = {stage: ClipOutputs() for stage in ("val", "test")}
-        self._examples: List[Tuple[np.ndarray, np.ndarray]] = []
         self._references: Dict[str, Tuple[Tuple[str, ...], ReferenceSet]] = {}
 
     # ------------------------------------------------------------------------------------------------------------
@@ -240,12 +239,8 @@ class SoundEventDetection(pl.LightningModule):
         loss = loss.masked_fill(~batch["has_strong"].bool(), float("nan"))
         scores = {m: probs.float().transpose(1, 2) for m, (probs, _) in outputs.items()}  # (B, T', C) per model
         # undecodable clips (silent placeholders) are left out, so the reference leaves out their events too
-        rows = drop_skipped({"name": batch["name"], "loss": loss, "target": x["strong"], "probs": strong, **scores},
-                            batch.get(SKIPPED))
+        rows = drop_skipped({"name": batch["name"], "loss": loss, **scores}, batch.get(SKIPPED))
         self._outputs[stage].add(rows["name"], loss=rows["loss"], **{m: rows[m] for m in MODELS})
-        if stage == "val" and len(self._examples) < 8:
-            for target, probs in zip(rows["target"].cpu().numpy(), rows["probs"].float().cpu().numpy()):
-                self._examples.append((target, probs))
 
     def validation_step(self, batch: Dict[str, Any], batch_idx: int) -> None:
         self._eval_step(batch, "val")
@@ -263,7 +258,6 @@ class SoundEventDetection(pl.LightningModule):
     # ------------------------------------------------------------------------------------------------------------
     def on_validation_epoch_start(self) -> None:
         self._outputs["val"].reset()
-        self._examples = []
 
     def on_test_epoch_start(self) -> None:
         self._outputs["test"].reset()
@@ -336,14 +330,6 @@ class SoundEventDetection(pl.LightningModule):
             suffix = "" if model_name == "student" else "_teacher"
             for key in ("psds1", "psds2", "f1_intersection", "f1_event_macro", "f1_segment_macro"):
                 self._log(f"test/{key}{suffix}", getattr(result, key))
-
-    def example_clips(self, count: int) -> List[Tuple[np.ndarray, np.ndarray]]:
-        """(target (C, T'), student probabilities (C, T')) of the first validation clips, classes with events."""
-        pairs = self._examples[:count]
-        if not pairs:
-            return []
-        present = np.flatnonzero(np.any([t.max(axis=1) > 0 for t, _ in self._examples], axis=0))
-        return [(t[present], p[present]) for t, p in pairs] if present.size else pairs
 
     # ------------------------------------------------------------------------------------------------------------
     # optimisation
