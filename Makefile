@@ -1,4 +1,4 @@
-# sonolab: `make demo [TASK=tagging|sed|asc|all]` trains, tests and predicts a task on the demo data (default:
+# sonolab: `make demo [TASK=tagging|sed|asc|strong|all]` trains, tests and predicts a task on the demo data (default:
 # tagging, the quickest); `make test` runs the test suite.
 # Both create .venv on first use. On a GPU node with its own CUDA torch, use
 #   make demo VENV_FLAGS=--system-site-packages     (the node's torch is found and kept)

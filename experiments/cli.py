@@ -5,11 +5,13 @@
     sonolab demo-data --seed 0 --out demo_data
     sonolab asc-pack --tau-dir TAU22_DIR --out-dir data/tau22
     sonolab downstream-pack esc50 --root ESC-50-master --out-dir data/esc50   (also openmic, tau20, fsd50k)
-    sonolab audioset-pack --segments eval_segments.csv --class-labels class_labels_indices.csv --audio-dir DIR --out eval.h5
+    sonolab audioset-pack --segments eval_segments.csv --class-labels class_labels_indices.csv --audio-dir DIR \
+        --out eval.h5
     sonolab dir-pack --ir-dir MicIRP --out-dir data/micirp [--sample-rate 44100]
     sonolab complexity mn10_as --json
     sonolab sed-eval --scores DIR --ground-truth TSV --durations TSV
     sonolab models [PATTERN]
+    sonolab ensemble-logits --inputs teacher1.h5 teacher2.h5 --out ensemble.h5
     sonolab embed --model mn10_as --checkpoint W.pt --h5 clips.h5 --out emb.h5 [--timestamps]
     sonolab demo --config configs/demo/tagging.yaml    (fit, then test and predict with the best checkpoint)
 """
@@ -37,6 +39,7 @@ TOOLS: Dict[str, str] = {
     "downstream-pack": "experiments.commands.downstream_pack:main",
     "audioset-pack": "experiments.commands.audioset_pack:main",
     "dir-pack": "experiments.commands.dir_pack:main",
+    "ensemble-logits": "experiments.commands.ensemble_logits:main",
 }
 TRAINING_TOOLS = ("demo",)  # tools that fit: SIGTERM and --ckpt_path errors are reported as for `sonolab fit`
 
@@ -243,14 +246,16 @@ def _input_errors() -> tuple:
     from datamodules.format.audio_io import AudioDecodeError
     from datamodules.format.hdf5 import H5LayoutError
     from datamodules.format.label_tables import LabelTableError
+    from datamodules.format.strong_logits import LogitsFileError
     from datamodules.format.text import TableTextError
     from datamodules.label_space import LabelSpaceError
     from datamodules.sources.common import LayoutError
     from datamodules.teacher import TeacherLogitsError
     from metrics.sed.scores import SEDInputError
+    from models.transformers.checkpoints import CheckpointLayoutError
 
     return (CheckpointPathError, AudioDecodeError, H5LayoutError, LabelTableError, TableTextError, LabelSpaceError,
-            LayoutError, TeacherLogitsError, SEDInputError)
+            LayoutError, TeacherLogitsError, SEDInputError, LogitsFileError, CheckpointLayoutError)
 
 
 def _one_line(err: BaseException) -> str:

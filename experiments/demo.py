@@ -1,7 +1,7 @@
 """``sonolab demo``: fit a task's demo config, then test and predict with its best checkpoint, in one process.
 
     sonolab demo                             audio tagging (the default, the quickest)
-    sonolab demo --task sed|asc|tagging|all  one task, or the three in sequence
+    sonolab demo --task sed|asc|strong|tagging|all  one task, or all in sequence
     sonolab demo --config A.yaml [--config B.yaml] [--trainer.max_epochs=2 ...]   any fit config
 
 Run from the repository root after ``sonolab demo-data --out demo_data`` (the demo configs read ``demo_data/``).
@@ -25,6 +25,7 @@ TASKS: Dict[str, Tuple[str, ...]] = {
     "tagging": ("configs/demo/tagging.yaml",),
     "sed": ("configs/sed/baseline.yaml", "configs/demo/sed.yaml"),
     "asc": ("configs/asc/baseline.yaml", "configs/demo/asc.yaml"),
+    "strong": ("configs/strong/base.yaml", "configs/strong/atst_frame.yaml", "configs/demo/strong.yaml"),
 }
 
 

@@ -32,3 +32,12 @@ def exp_warmup_cosine(step: float, warmup: float, flat_until: float, total: floa
         progress = (step - flat_until) / max(1e-12, total - flat_until)
         return max(floor, math.cos(0.5 * math.pi * progress))
     return exp_rampup(step, warmup)
+
+
+def linear_warmup_cosine(step: int, warmup_steps: int, total_steps: int) -> float:
+    """Linear warm-up from 0 over ``warmup_steps``, then a half cosine from 1 to 0 at ``total_steps`` (the
+    ``get_cosine_schedule_with_warmup`` of Hugging Face transformers that PretrainedSED trains with); 0 after."""
+    if step < warmup_steps:
+        return step / max(1, warmup_steps)
+    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+    return max(0.0, 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress))))

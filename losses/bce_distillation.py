@@ -52,11 +52,11 @@ class BCEDistillationLoss(nn.Module):
         """The weighted label and distillation terms and their sum (``loss``), for logging.
 
         Args:
-            student_logits: (B, C) student logits.
-            labels: (B, C) targets in [0, 1] (mixed or smoothed labels allowed).
-            teacher_logits: (B, C) teacher logits; converted with :meth:`teacher_targets`.
+            student_logits: (B, C) clip logits, or (B, C, T) frame logits (PretrainedSED's strong students).
+            labels: Targets in [0, 1] of the same shape (mixed or smoothed labels allowed).
+            teacher_logits: Teacher logits of the same shape; converted with :meth:`teacher_targets`.
             kd_weight: (B,) per-clip weight of the distillation term (0: no teacher row). Default: all ones.
-            teacher_probs: (B, C) ready soft targets in [0, 1] instead of ``teacher_logits`` (e.g. mixed ones).
+            teacher_probs: Ready soft targets in [0, 1] instead of ``teacher_logits`` (e.g. mixed ones).
         """
         if (teacher_logits is None) == (teacher_probs is None):
             raise ValueError("pass exactly one of teacher_logits and teacher_probs")
@@ -69,7 +69,7 @@ class BCEDistillationLoss(nn.Module):
         label_loss = F.binary_cross_entropy_with_logits(student_logits, labels.to(student_logits.dtype))
         per_clip = F.binary_cross_entropy_with_logits(
             student_logits, targets.to(student_logits.dtype), reduction="none"
-        ).mean(dim=1)
+        ).flatten(1).mean(dim=1)
         if kd_weight is not None:
             if kd_weight.shape != per_clip.shape:
                 raise ValueError(f"kd_weight must have shape ({per_clip.shape[0]},), got {tuple(kd_weight.shape)}")

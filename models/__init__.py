@@ -21,3 +21,4 @@ from models import demo_cnn  # noqa: F401,E402
 from models import efficientat  # noqa: F401,E402
 from models import cpmobile  # noqa: F401,E402
 from models import sed  # noqa: F401,E402
+from models import transformers  # noqa: F401,E402

@@ -47,15 +47,17 @@ class FreqMixStyle(nn.Module):
         p: Probability of mixing a batch.
         alpha: Concentration of the symmetric Beta distribution of the mixing weights.
         eps: Added to the variance before the square root.
+        keep_larger: Use ``max(lam, 1 - lam)``, so each example keeps most of its own statistics (PretrainedSED's
+            mixstyle: alpha 0.4, statistics over time per bin, which is the same for one-channel inputs).
     """
 
-    def __init__(self, p: float = 0.4, alpha: float = 0.3, eps: float = 1e-6) -> None:
+    def __init__(self, p: float = 0.4, alpha: float = 0.3, eps: float = 1e-6, keep_larger: bool = False) -> None:
         super().__init__()
         if not 0.0 <= p <= 1.0:
             raise ValueError(f"p must be in [0, 1], got {p}")
         if alpha <= 0:
             raise ValueError(f"alpha must be positive, got {alpha}")
-        self.p, self.alpha, self.eps = float(p), float(alpha), float(eps)
+        self.p, self.alpha, self.eps, self.keep_larger = float(p), float(alpha), float(eps), bool(keep_larger)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p == 0.0:
@@ -66,8 +68,10 @@ class FreqMixStyle(nn.Module):
             return x
         batch = x.shape[0]
         lam = Beta(torch.tensor(self.alpha), torch.tensor(self.alpha)).sample((batch,))
+        if self.keep_larger:
+            lam = torch.maximum(lam, 1.0 - lam)
         perm = torch.randperm(batch)
         return mix_frequency_statistics(x, lam, perm, self.eps)
 
     def extra_repr(self) -> str:
-        return f"p={self.p}, alpha={self.alpha}, eps={self.eps}"
+        return f"p={self.p}, alpha={self.alpha}, eps={self.eps}, keep_larger={self.keep_larger}"

@@ -10,6 +10,8 @@ from typing import Tuple, Union
 import torch
 from torch import nn
 
+from datamodules.augment.frame_shift import roll_rows
+
 
 class Roll(nn.Module):
     """Circular shift of every example by an integer drawn uniformly from ``[-max_shift, max_shift]``.
@@ -31,11 +33,8 @@ class Roll(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.max_shift == 0:
             return x
-        n = x.shape[-1]
         shifts = torch.randint(-self.max_shift, self.max_shift + 1, (x.shape[0],))
-        index = (torch.arange(n).unsqueeze(0) - shifts.unsqueeze(1)) % n  # (B, n)
-        index = index.view(x.shape[0], *([1] * (x.dim() - 2)), n).expand_as(x).to(x.device)
-        return torch.gather(x, -1, index)
+        return roll_rows(x, shifts)
 
     def extra_repr(self) -> str:
         return f"max_shift={self.max_shift}"

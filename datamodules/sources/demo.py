@@ -9,6 +9,7 @@
     DIR/events/metadata/{split}_captions.tsv       filename caption (2-3 rows per clip)
     DIR/events/classes.txt
     DIR/events_{train,val,test}.h5                 mp3, 32 kHz, weak targets, strong events, captions
+    DIR/audioset_strong/                           AudioSet-strong look-alike of the event clips (demo_strong.py)
     DIR/scenes/audio/<scene>-<city>-<location>-<segment>-<snippet>-<device>.wav   1 s, 44.1 kHz (TAU22 layout)
     DIR/scenes/meta.csv, split{5,10,25,50,100}.csv, test.csv
     DIR/scenes_{train,test}.h5                     pcm16, 44.1 kHz, scene/device/city labels (train = split100)
@@ -31,6 +32,7 @@ import soundfile as sf
 from datamodules.sources import synth
 from datamodules.format.label_tables import read_class_list, read_label_tables
 from datamodules.format.pack import pack
+from datamodules.sources.demo_strong import write_audioset_strong
 
 EVENT_SR = 32000
 EVENT_SECONDS = 4.0
@@ -354,6 +356,9 @@ def generate(
         _pack(labels, out, "mp3", EVENT_SR, workers, progress)
         summary.counts[f"events_{split}"] = event_counts[split]
         summary.h5_files[f"events_{split}"] = out
+    strong = write_audioset_strong(out_dir, workers, progress)
+    summary.counts.update(strong.counts)
+    summary.h5_files.update(strong.h5_files)
 
     scenes = os.path.join(out_dir, "scenes")
     for part, subset in (("train", "split100.csv"), ("test", "test.csv")):

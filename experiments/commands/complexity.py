@@ -1,13 +1,13 @@
 """``sonolab complexity NAME [--input-shape B,C,F,T] [--json] [--gate fp16]``: params and MACs of a catalogue
-model under its paper's convention, and the DCASE Task 1 gate."""
+model under its paper's convention (every transformer-zoo name at 10 s included: attention matmuls, convolutions,
+linears and recurrent layers counted; a second line says whether the frontend is), and the DCASE Task 1 gate."""
 from __future__ import annotations
 
 import argparse
 import json
 from typing import List, Optional
 
-from callbacks.complexity_gate import check_complexity
-from models.complexity import parse_shape, complexity
+from models.complexity import complexity, frontend_note, parse_shape
 from models.registry import create_model, get_entry, list_models
 
 
@@ -28,7 +28,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     except ValueError as err:
         parser.error(str(err))
     result = complexity(args.name, shape)
+    result["frontend"] = frontend_note(args.name)
     if args.gate:
+        from callbacks.complexity_gate import check_complexity  # imports Lightning: only when gating
+
         report = check_complexity(create_model(args.name), shape or get_entry(args.name).input_shape, args.gate,
                                   name=args.name, convention=result["macs_convention"], raise_on_violation=False)
         result.update(precision=args.gate, param_bytes=report.param_bytes, violations=report.violations)
@@ -37,6 +40,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     else:
         print(f"{result['model']}: {result['params']:,} params, {result['macs']:,} MACs "
               f"({result['macs'] / 1e9:.4f} G, {result['macs_convention']} convention) at input {result['input_shape']}")
+        print(result["frontend"])
         if args.gate:
             print(f"parameter memory at {args.gate}: {result['param_bytes']:,} B")
             for violation in result["violations"]:

@@ -110,14 +110,14 @@ def evaluate_scores(
     ground_truth, durations = check_ground_truth(ground_truth), check_durations(durations)
     scores = match_scores(scores, ground_truth, durations)
     filenames = {audio_id(f): f for f in durations["filename"]}
-    decoded = decode_thresholds(scores, list(thresholds))
     detections_05 = decode_thresholds(scores, [F1_THRESHOLD]).tables(filenames)[F1_THRESHOLD]
     if engine == "native":
         reference = ReferenceSet(ground_truth, durations)
-        psds1, psds2 = reference.psds(decoded, PSDS1), reference.psds(decoded, PSDS2)
+        # Counted from the scores in one pass: no per-threshold detections are decoded.
+        psds1, psds2 = reference.psds(scores, PSDS1, thresholds), reference.psds(scores, PSDS2, thresholds)
         f1_intersection = reference.intersection_f1(detections_05)
     else:
-        tables = decoded.tables(filenames)
+        tables = decode_thresholds(scores, list(thresholds)).tables(filenames)
         psds1 = psds_eval_psds(tables, ground_truth, durations, PSDS1)
         psds2 = psds_eval_psds(tables, ground_truth, durations, PSDS2)
         f1_intersection = psds_eval_intersection_f1(detections_05, ground_truth, durations)

@@ -213,6 +213,41 @@ def segment_pauc(
     return result
 
 
+def segment_pauroc(
+    scores: Mapping[str, ClipScores],
+    ground_truth: pd.DataFrame,
+    durations: pd.DataFrame,
+    class_names: Sequence[str] | None = None,
+    segment_length: float = MAESTRO_SEGMENT_LENGTH,
+    max_fpr: float | None = MAESTRO_MAX_FPR,
+) -> dict[str, float]:
+    """:func:`segment_pauc` of the evaluation tables (as :func:`metrics.sed.psds.psds1_macro` takes them).
+
+    PretrainedSED's AudioSet-strong ``val/pauroc`` is its ``"mean"`` with the defaults (1 s segments, max_fpr 0.1),
+    sed_scores_eval 0.0.3's ``segment_based.auroc``.
+
+    Args:
+        scores: Frame scores keyed by audio id.
+        ground_truth: ``filename onset offset event_label`` of the clips.
+        durations: ``filename duration`` of the scored clips (the evaluated ones).
+        class_names: Evaluated classes (default: those of the ground truth, sorted).
+    """
+    table = check_ground_truth(ground_truth)
+    seconds = check_durations(durations)
+    clip_seconds = {audio_id(f): float(d) for f, d in zip(seconds["filename"], seconds["duration"])}
+    missing = sorted(set(clip_seconds) - set(scores))
+    if missing:
+        raise ValueError(f"clips without scores: {missing[:5]}")
+    events: RecordingEvents = {}
+    labelled = table[table["event_label"].notna()]
+    for filename, onset, offset, label in labelled[["filename", "onset", "offset", "event_label"]].itertuples(
+        index=False
+    ):
+        events.setdefault(audio_id(filename), []).append((onset, offset, label))
+    names = sorted(labelled["event_label"].unique()) if class_names is None else list(class_names)
+    return segment_pauc(scores, events, clip_seconds, names, segment_length, max_fpr)
+
+
 def maestro_mpauc(
     chunk_scores: Mapping[str, ClipScores],
     chunk_ground_truth: pd.DataFrame,

@@ -17,6 +17,11 @@ The definitions follow psds_eval (Bilen et al., ICASSP 2020) including its conve
 
 Only classes with ground truth are evaluated (psds_eval infers them from the ground truth); detections on other
 classes, or on clips without a duration, are ignored as psds_eval ignores them.
+
+Frame scores are counted at every threshold in one pass over the clips (:mod:`metrics.sed.psds_counts`), with
+memory bounded by a batch of clips: an AudioSet-strong evaluation set (17k clips x 407 classes) fits in a few
+hundred MB when the scores mapping loads clips lazily. :mod:`metrics.sed.psds_classwise` gives per-class PSDS, also
+threshold-independent (every distinct score a threshold, equal to sed_scores_eval), as PretrainedSED reports them.
 """
 from __future__ import annotations
 
@@ -26,14 +31,15 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from metrics.sed.postprocess import DecodedEvents, decode_thresholds
+from metrics.sed.postprocess import DecodedEvents
+from metrics.sed.psds_counts import Criteria, Detections, judge, scan_scores
+from metrics.sed.psds_deltas import DenseDeltas, OperatingPointCounts
+from metrics.sed.psds_runs import score_levels
 from metrics.sed.scores import ClipScores, SEDInputError, audio_id, check_durations, check_ground_truth
 
 SECONDS_PER_HOUR = 3600.0
 # Decision thresholds 0.01, 0.03, ..., 0.99 (the decimal values, not np.arange's accumulated float error).
 PSDS_THRESHOLDS: tuple[float, ...] = tuple(round(0.01 + 0.02 * k, 2) for k in range(50))
-# Bound on detection/ground-truth pairs held at once (memory, not results).
-_MAX_PAIRS_PER_CHUNK = 4_000_000
 
 
 @dataclass(frozen=True)
@@ -68,29 +74,6 @@ PSDS1 = PSDSParams(dtc=0.7, gtc=0.7, cttc=0.3, alpha_ct=0.0, alpha_st=1.0, max_e
 PSDS2 = PSDSParams(dtc=0.1, gtc=0.1, cttc=0.3, alpha_ct=0.5, alpha_st=1.0, max_efpr=100.0)
 # Criteria of the intersection-based F1 (DCASE: at threshold 0.5).
 F1_CRITERIA = PSDSParams(dtc=0.5, gtc=0.5, cttc=0.3, alpha_ct=0.0, alpha_st=0.0)
-
-
-@dataclass(frozen=True, eq=False)
-class OperatingPointCounts:
-    """Counts per operating point (K) and class (C).
-
-    Attributes:
-        class_names: The evaluated classes (sorted, as psds_eval orders them).
-        tp: ``(K, C)`` true-positive ground-truth events.
-        fp: ``(K, C)`` false-positive detections.
-        ct: ``(K, C, C)`` cross-triggers of detected class on ground-truth class, or ``None`` when not counted.
-        n_events: ``(C,)`` ground-truth events per class.
-        event_seconds: ``(C,)`` total ground-truth duration per class.
-        total_seconds: Total audio duration.
-    """
-
-    class_names: tuple[str, ...]
-    tp: np.ndarray
-    fp: np.ndarray
-    ct: np.ndarray | None
-    n_events: np.ndarray
-    event_seconds: np.ndarray
-    total_seconds: float
 
 
 @dataclass(frozen=True, eq=False)
@@ -130,12 +113,12 @@ class ReferenceSet:
         durations = check_durations(durations)
         self.filenames: dict[str, str] = {audio_id(f): f for f in durations["filename"]}
         self.clip_ids: tuple[str, ...] = tuple(self.filenames)
-        clip_index = {clip_id: i for i, clip_id in enumerate(self.clip_ids)}
+        self.clip_index: dict[str, int] = {clip_id: i for i, clip_id in enumerate(self.clip_ids)}
         self.durations = durations["duration"].to_numpy(dtype=np.float64)
         self.total_seconds = float(durations["duration"].sum())
 
         gt_ids = ground_truth["filename"].map(audio_id)
-        unknown = sorted(set(gt_ids) - set(clip_index))
+        unknown = sorted(set(gt_ids) - set(self.clip_index))
         if unknown:
             more = " ..." if len(unknown) > 5 else ""
             raise SEDInputError(f"ground truth: clips without a duration: {unknown[:5]}{more}")
@@ -144,7 +127,7 @@ class ReferenceSet:
             raise SEDInputError("ground truth: no events to evaluate against")
         self.class_names: tuple[str, ...] = tuple(sorted(set(events["event_label"])))
         class_index = {name: c for c, name in enumerate(self.class_names)}
-        clip = gt_ids[events.index].map(clip_index).to_numpy(dtype=np.int64)
+        clip = gt_ids[events.index].map(self.clip_index).to_numpy(dtype=np.int64)
         cls = events["event_label"].map(class_index).to_numpy(dtype=np.int64)
         onset = events["onset"].to_numpy(dtype=np.float64)
         offset = events["offset"].to_numpy(dtype=np.float64)
@@ -158,10 +141,12 @@ class ReferenceSet:
         n_classes = len(self.class_names)
         self.n_events = np.bincount(self.event_class, minlength=n_classes).astype(np.float64)
         self.event_seconds = np.bincount(self.event_class, weights=self.event_duration, minlength=n_classes)
-        # CSR groups of events per clip and per (clip, class); events are sorted by clip, then class.
-        self._clip_start = np.searchsorted(self.event_clip, np.arange(len(self.clip_ids) + 1))
+        # Events per clip and per (clip, class) as CSR ranges; events are sorted by clip, then class.
+        clip_start = np.searchsorted(self.event_clip, np.arange(len(self.clip_ids) + 1))
+        self.clip_event_start, self.clip_event_count = clip_start[:-1], np.diff(clip_start)
         group = self.event_clip * n_classes + self.event_class
-        self._group_start = np.searchsorted(group, np.arange(len(self.clip_ids) * n_classes + 1))
+        group_start = np.searchsorted(group, np.arange(len(self.clip_ids) * n_classes + 1))
+        self.group_event_start, self.group_event_count = group_start[:-1], np.diff(group_start)
 
     @classmethod
     def from_files(cls, ground_truth_path: str, durations_path: str) -> "ReferenceSet":
@@ -188,63 +173,56 @@ class ReferenceSet:
             cross_triggers: Count cross-triggers (needed only for ``alpha_ct > 0``).
         """
         det = self._detections(detections)
-        k_ops, n_classes, n_gt = det.n_operating_points, len(self.class_names), len(self.event_clip)
-        tp_hits = np.zeros(k_ops * n_gt)
-        tp_seen = np.zeros(k_ops * n_gt, dtype=bool)
-        fp = np.zeros(k_ops * n_classes)
-        ct = np.zeros(k_ops * n_classes * n_classes) if cross_triggers else None
-        duration = det.offset - det.onset
-        # Pairs with same-class events decide the DTC; cross-triggers need the clip's events of every class.
-        group = det.clip * n_classes + det.cls
-        starts, counts = (
-            (self._clip_start[det.clip], np.diff(self._clip_start)[det.clip])
-            if cross_triggers
-            else (self._group_start[group], np.diff(self._group_start)[group])
-        )
-        for lo, hi in _chunks(counts, _MAX_PAIRS_PER_CHUNK):
-            op, cls, clip = det.operating_point[lo:hi], det.cls[lo:hi], det.clip[lo:hi]
-            onset, offset = det.onset[lo:hi], det.offset[lo:hi]
-            d, g = _pairs(starts[lo:hi], counts[lo:hi])
-            overlapping = (onset[d] < self.event_offset[g]) & (self.event_onset[g] < offset[d])
-            d, g = d[overlapping], g[overlapping]
-            # Same operations as psds_eval (min - max, then divide) so that ties at a criterion resolve alike.
-            intersection = np.minimum(offset[d], self.event_offset[g]) - np.maximum(onset[d], self.event_onset[g])
-            precision = intersection / duration[lo:hi][d]
-            same = self.event_class[g] == cls[d]
-            m = hi - lo
-            dtc_sum = np.bincount(d[same], weights=precision[same], minlength=m)
-            dtc_ok = (np.bincount(d[same], minlength=m) > 0) & (dtc_sum >= dtc)
+        deltas = DenseDeltas(det.n_operating_points, len(self.class_names), cross_triggers)
+        # Operating point k is the level range (k, k + 1]: judged as score-curve detections, one point each.
+        op = det.operating_point
+        detections_at = Detections(det.clip, det.cls, det.onset, det.offset, lo=op, hi=op + 1)
+        judge(self, detections_at, Criteria(dtc, gtc, cttc, cross_triggers), deltas)
+        return deltas.counts(self)
 
-            hit = same & dtc_ok[d]
-            key = op[d[hit]] * n_gt + g[hit]
-            tp_hits += np.bincount(key, weights=intersection[hit] / self.event_duration[g[hit]], minlength=k_ops * n_gt)
-            tp_seen[key] = True
+    def count_scores(
+        self,
+        scores: Mapping[str, ClipScores],
+        thresholds: Sequence[float],
+        dtc: float,
+        gtc: float,
+        cttc: float = 0.3,
+        cross_triggers: bool = False,
+    ) -> OperatingPointCounts:
+        """TP/FP (and optionally cross-trigger) counts of clip scores decoded at each of ``thresholds`` (as
+        :func:`metrics.sed.postprocess.decode_thresholds` decodes), without decoding them: one pass over the clips.
 
-            in_clip = ~dtc_ok & (onset < self.durations[clip]) & (offset > 0)
-            fp += np.bincount(op[in_clip] * n_classes + cls[in_clip], minlength=k_ops * n_classes)
+        Args:
+            scores: Frame scores keyed by audio id; read once, clip by clip, so a lazily loading mapping keeps
+                memory bounded. All clips must score the same classes.
+            thresholds: Decision thresholds (any order, repeats allowed); one operating point each, in this order.
+            dtc, gtc, cttc: Intersection criteria.
+            cross_triggers: Count cross-triggers (needed only for ``alpha_ct > 0``).
+        """
+        requested = np.asarray(thresholds, dtype=np.float64).reshape(-1)
+        if requested.size == 0 or np.isnan(requested).any():
+            raise ValueError(f"thresholds must be a non-empty list of numbers, got {list(thresholds)}")
+        grid, position = np.unique(requested, return_inverse=True)
+        deltas = DenseDeltas(len(grid), len(self.class_names), cross_triggers)
+        floors = np.full(len(self.class_names), grid[0])
+        scan_scores(self, scores, Criteria(dtc, gtc, cttc, cross_triggers), floors,
+                    lambda curves, _: score_levels(curves, grid), deltas)
+        counts = deltas.counts(self)
+        ct = None if counts.ct is None else counts.ct[position]
+        return OperatingPointCounts(self.class_names, counts.tp[position], counts.fp[position], ct,
+                                    self.n_events, self.event_seconds, self.total_seconds)
 
-            if cross_triggers:
-                other = ~same & ~dtc_ok[d]
-                pair_key = d[other] * n_classes + self.event_class[g[other]]
-                unique_keys, inverse = np.unique(pair_key, return_inverse=True)
-                covered = np.bincount(inverse, weights=precision[other], minlength=len(unique_keys))
-                triggered = unique_keys[covered >= cttc]
-                d_ct, gt_cls = triggered // n_classes, triggered % n_classes
-                flat = (op[d_ct] * n_classes + cls[d_ct]) * n_classes + gt_cls
-                ct += np.bincount(flat, minlength=k_ops * n_classes * n_classes)
-        tp_events = (tp_seen & (tp_hits >= gtc)).reshape(k_ops, n_gt)
-        tp = np.zeros((k_ops, n_classes))
-        for k in range(k_ops):
-            tp[k] = np.bincount(self.event_class, weights=tp_events[k], minlength=n_classes)
-        return OperatingPointCounts(
-            class_names=self.class_names,
-            tp=tp,
-            fp=fp.reshape(k_ops, n_classes),
-            ct=ct.reshape(k_ops, n_classes, n_classes) if cross_triggers else None,
-            n_events=self.n_events,
-            event_seconds=self.event_seconds,
-            total_seconds=self.total_seconds,
-        )
+    def class_psds(
+        self,
+        scores: Mapping[str, ClipScores],
+        params: PSDSParams = PSDS1,
+        thresholds: Sequence[float] | None = None,
+    ) -> dict[str, float]:
+        """PSDS of each class alone, threshold-independent unless ``thresholds`` are given: see
+        :func:`metrics.sed.psds_classwise.class_psds`."""
+        from metrics.sed.psds_classwise import class_psds  # that module builds on this one
+
+        return class_psds(self, scores, params, thresholds)
 
     def psds(
         self,
@@ -252,11 +230,13 @@ class ReferenceSet:
         params: PSDSParams = PSDS1,
         thresholds: Sequence[float] = PSDS_THRESHOLDS,
     ) -> float:
-        """PSDS of clip scores keyed by audio id (decoded at ``thresholds``), decoded events, or
-        per-operating-point detection tables."""
+        """PSDS of clip scores keyed by audio id (one operating point per threshold, counted in one pass over the
+        clips: :meth:`count_scores`), decoded events, or per-operating-point detection tables."""
+        cross_triggers = params.alpha_ct > 0
         if _holds_clip_scores(scores):
-            scores = decode_thresholds(scores, thresholds)
-        counts = self.count(scores, params.dtc, params.gtc, params.cttc, cross_triggers=params.alpha_ct > 0)
+            counts = self.count_scores(scores, thresholds, params.dtc, params.gtc, params.cttc, cross_triggers)
+        else:
+            counts = self.count(scores, params.dtc, params.gtc, params.cttc, cross_triggers)
         return psds_from_counts(counts, params)
 
     def intersection_f1(
@@ -270,8 +250,10 @@ class ReferenceSet:
         Returns 0.0 where psds_eval's macro average is undefined (no class has a true positive), as the DCASE
         baseline reports it.
         """
-        detections = decode_thresholds(scores, [threshold]) if _holds_clip_scores(scores) else [scores]
-        counts = self.count(detections, criteria.dtc, criteria.gtc, criteria.cttc)
+        if _holds_clip_scores(scores):
+            counts = self.count_scores(scores, [threshold], criteria.dtc, criteria.gtc, criteria.cttc)
+        else:
+            counts = self.count([scores], criteria.dtc, criteria.gtc, criteria.cttc)
         per_class = f1_per_class(counts)[0]
         return 0.0 if np.all(np.isnan(per_class)) else float(np.nanmean(per_class))
 
@@ -344,15 +326,19 @@ def psd_roc(counts: OperatingPointCounts, alpha_ct: float = 0.0, alpha_st: float
     tpr = np.vstack([tpr, np.zeros((1, tpr.shape[1]))])
     efpr = np.vstack([efpr, np.zeros((1, efpr.shape[1]))])
     grid = np.unique(efpr)
-    curves = np.empty((tpr.shape[1], grid.size))
-    for c in range(tpr.shape[1]):
-        order = np.lexsort((tpr[:, c], efpr[:, c]))
-        best_so_far = np.maximum.accumulate(tpr[order, c])
-        position = np.searchsorted(efpr[order, c], grid, side="right") - 1
-        curves[c] = np.where(position >= 0, best_so_far[np.maximum(position, 0)], 0.0)
+    curves = np.stack([best_tpr_staircase(tpr[:, c], efpr[:, c], grid) for c in range(tpr.shape[1])])
     etpr = curves.mean(axis=0) - alpha_st * curves.std(axis=0)
     etpr = np.clip(np.nan_to_num(etpr, nan=0.0), 0.0, None)
     return PSDROC(efpr=grid, etpr=etpr, tpr_per_class=curves)
+
+
+def best_tpr_staircase(tpr: np.ndarray, efpr: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """One class's ROC as a staircase on ``grid``: the best TPR among its operating points with eFPR at most x
+    (0 below all of them)."""
+    order = np.lexsort((tpr, efpr))
+    best_so_far = np.maximum.accumulate(tpr[order])
+    position = np.searchsorted(efpr[order], grid, side="right") - 1
+    return np.where(position >= 0, best_so_far[np.maximum(position, 0)], 0.0)
 
 
 def psds_from_counts(counts: OperatingPointCounts, params: PSDSParams) -> float:
@@ -399,8 +385,12 @@ def intersection_f1(
 
 
 def _holds_clip_scores(scores: object) -> bool:
-    """Whether ``scores`` maps audio ids to :class:`ClipScores` (rather than thresholds to tables)."""
-    return isinstance(scores, Mapping) and all(isinstance(v, ClipScores) for v in scores.values())
+    """Whether ``scores`` maps audio ids to :class:`ClipScores` (rather than thresholds to tables); only the first
+    entry is looked at, so that a lazily loading mapping is not read."""
+    if not isinstance(scores, Mapping):
+        return False
+    first = next(iter(scores.values()), None)
+    return first is None or isinstance(first, ClipScores)
 
 
 def _check_detection_table(table: pd.DataFrame, source: str) -> pd.DataFrame:
@@ -435,25 +425,3 @@ def _check_no_overlap(
             f"{source}: intersecting events of one class{where}: "
             f"[{onset[i]}, {offset[i]}] and [{onset[i + 1]}, {offset[i + 1]}]"
         )
-
-
-def _chunks(counts: np.ndarray, max_pairs: int) -> list[tuple[int, int]]:
-    """Splits detections into consecutive ranges of at most ``max_pairs`` candidate pairs (at least one each)."""
-    if len(counts) == 0:
-        return []
-    cumulative = np.cumsum(counts)
-    bounds = [0]
-    while bounds[-1] < len(counts):
-        start = bounds[-1]
-        base = cumulative[start - 1] if start else 0
-        stop = int(np.searchsorted(cumulative, base + max_pairs, side="right"))
-        bounds.append(max(stop, start + 1))
-    return list(zip(bounds[:-1], bounds[1:]))
-
-
-def _pairs(starts: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """All (detection, event) candidates: detection ``i`` against events ``starts[i] .. starts[i] + counts[i]``."""
-    detection = np.repeat(np.arange(len(counts)), counts)
-    first_of_detection = np.repeat(np.cumsum(counts) - counts, counts)
-    event = np.repeat(starts, counts) + (np.arange(detection.size) - first_of_detection)
-    return detection, event

@@ -41,14 +41,16 @@ def kaldi_mel_banks(n_mels: int, n_fft: int, sample_rate: float, fmin: float, fm
 
 
 class EfficientATMel(nn.Module):
-    """Pre-emphasis, STFT power, Kaldi mel, ``log(x + 1e-5)``, masks, ``(x + 4.5) / 5``.
+    """Pre-emphasis, STFT power, Kaldi mel, ``log(x + 1e-5)``, masks, ``(x + 4.5) / 5``: CP-JKU's AugmentMelSTFT.
+
+    The same module serves PaSST-S (the defaults) and fPaSST (16 kHz, periodic window, ``log(max(x, 1e-7))``).
 
     In training mode fmin/fmax are jittered once per batch; in eval mode they are fixed.
 
     Args:
         n_mels: Mel bins.
         sample_rate: Input rate in Hz.
-        win_length: Symmetric Hann window length in samples (zero-padded to ``n_fft``).
+        win_length: Hann window length in samples (zero-padded to ``n_fft``).
         hop_size: Hop in samples.
         n_fft: FFT size.
         fmin: Lowest mel edge in Hz.
@@ -57,6 +59,9 @@ class EfficientATMel(nn.Module):
         fmax_aug_range: Training jitter: fmax + fmax_aug_range / 2 - randint(0, fmax_aug_range) (1 = none).
         freqm: Frequency-mask width (0 = none); masks act on the log-mel before the normalisation.
         timem: Time-mask width (0 = none).
+        periodic_window: Periodic Hann (fPaSST) instead of the symmetric one (EfficientAT, PaSST-S).
+        log_floor: ``None``: ``log(mel + 1e-5)`` (EfficientAT, PaSST-S); a number: ``log(max(mel, log_floor))``
+            (fPaSST: 1e-7).
     """
 
     def __init__(
@@ -72,18 +77,23 @@ class EfficientATMel(nn.Module):
         fmax_aug_range: int = 2000,
         freqm: int = 0,
         timem: int = 0,
+        periodic_window: bool = False,
+        log_floor: Optional[float] = None,
     ) -> None:
         super().__init__()
         if fmin_aug_range < 1 or fmax_aug_range < 1:
             raise ValueError("fmin_aug_range and fmax_aug_range must be >= 1 (1 means no jitter)")
         if win_length > n_fft:
             raise ValueError(f"win_length={win_length} exceeds n_fft={n_fft}")
+        if log_floor is not None and log_floor <= 0:
+            raise ValueError(f"log_floor must be > 0 or None, got {log_floor}")
+        self.log_floor = log_floor
         self.n_mels, self.sample_rate, self.n_fft = n_mels, sample_rate, n_fft
         self.win_length, self.hop_size = win_length, hop_size
         self.fmin = float(fmin)
         self.fmax = float(sample_rate // 2 - fmax_aug_range // 2 if fmax is None else fmax)
         self.fmin_aug_range, self.fmax_aug_range = fmin_aug_range, fmax_aug_range
-        self.register_buffer("window", torch.hann_window(win_length, periodic=False), persistent=False)
+        self.register_buffer("window", torch.hann_window(win_length, periodic=periodic_window), persistent=False)
         self.register_buffer("preemphasis", torch.tensor([[[-0.97, 1.0]]]), persistent=False)
         self.register_buffer("eval_banks", kaldi_mel_banks(n_mels, n_fft, sample_rate, self.fmin, self.fmax), persistent=False)
         self.masking = SpecMasking(freqm, timem)
@@ -110,5 +120,6 @@ class EfficientATMel(nn.Module):
             banks = banks.to(power.device)
         with torch.autocast(device_type=power.device.type, enabled=False):
             mel = torch.matmul(banks, power.float())
-        logmel = self.masking(torch.log(mel + 1e-5))
+        mel = mel + 1e-5 if self.log_floor is None else torch.clamp(mel, min=self.log_floor)
+        logmel = self.masking(torch.log(mel))
         return ((logmel + 4.5) / 5.0).unsqueeze(1)

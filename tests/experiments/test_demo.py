@@ -3,6 +3,7 @@ import csv
 import glob
 import os
 
+import h5py
 import pytest
 
 from experiments.demo import main
@@ -11,7 +12,8 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 TINY = ["--trainer.max_epochs=1", "--trainer.limit_train_batches=2", "--trainer.limit_val_batches=1",
         "--trainer.limit_test_batches=1", "--trainer.limit_predict_batches=1", "--trainer.accelerator=cpu",
-        "--trainer.enable_progress_bar=false", "--data.init_args.num_workers=0"]
+        "--trainer.enable_progress_bar=false", "--data.init_args.num_workers=0",
+        "--trainer.check_val_every_n_epoch=1"]
 
 
 def _summary(printed: str) -> dict:
@@ -21,7 +23,7 @@ def _summary(printed: str) -> dict:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("task", ["sed", "asc"])
+@pytest.mark.parametrize("task", ["sed", "asc", "strong"])
 def test_demo_task_runs_end_to_end_and_prints_its_files(task, demo_data, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     os.symlink(demo_data[0], "demo_data")  # the demo configs read demo_data/ in the working directory
@@ -35,11 +37,17 @@ def test_demo_task_runs_end_to_end_and_prints_its_files(task, demo_data, tmp_pat
     assert os.path.isfile(summary["resolved config"])
     assert summary["best checkpoint"] == os.path.join(run_dir, "checkpoints", "best.ckpt")
     assert os.path.isfile(summary["best checkpoint"])
-    monitor = "psds1" if task == "sed" else "macro_acc"
+    monitor = {"sed": "psds1", "asc": "macro_acc", "strong": "pauroc"}[task]
     assert summary["scores"].startswith(f"val/{monitor} ") and f"test/{monitor} " in summary["scores"]
-    figure = "val/events" if task == "sed" else "val/confusion"
-    assert figure in summary["figures"]
-    if task == "sed":
+    if task != "strong":
+        figure = "val/events" if task == "sed" else "val/confusion"
+        assert figure in summary["figures"]
+    if task == "strong":
+        assert summary["predictions"] == os.path.join(run_dir, "strong_logits.h5")
+        with h5py.File(summary["predictions"]) as f:  # the teacher's logits of the training clips (7 classes)
+            n_clips = len(f["filenames"])
+            assert n_clips > 0 and f["strong_logits"].shape == (n_clips, 7, 250)
+    elif task == "sed":
         assert summary["predictions"] == os.path.join(run_dir, "predictions.tsv")
         with open(summary["predictions"], newline="") as f:
             rows = list(csv.reader(f, delimiter="\t"))

@@ -197,15 +197,6 @@ def test_weights_are_required_unless_random_init_is_explicit(clips, tmp_path, ca
     assert capsys.readouterr().err == f"sonolab embed: error: {missing}: checkpoint file does not exist\n"
 
 
-@pytest.mark.parametrize("model", ["demo_cnn", "cp_mobile_dcase24", "crnn_dcase24"])
-@pytest.mark.bad_input
-def test_models_without_feature_maps_are_refused(model, clips, tmp_path, capsys):
-    assert main(["embed", "--model", model, "--random-init", "--h5", clips, "--out", str(tmp_path / "e.h5")]) == 2
-    assert capsys.readouterr().err == (
-        f"sonolab embed: error: model {model!r} cannot be embedded: it exposes no feature maps (its forward has no "
-        "return_fmaps); models that can be embedded: dymn*, mn* (51 names, see `sonolab models`)\n")
-
-
 @pytest.mark.bad_input
 def test_bad_arguments(clips, tmp_path, capsys):
     with pytest.raises(SystemExit):

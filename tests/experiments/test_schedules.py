@@ -4,6 +4,7 @@ import pytest
 
 from callbacks.dymn_temperature import dymn_temperature
 from experiments.schedules import exp_warmup_cosine, exp_warmup_linear_down
+from experiments.schedules import linear_warmup_cosine
 
 
 def test_efficientat_schedule_values():
@@ -33,3 +34,9 @@ def test_dymn_temperature_schedule():
     assert dymn_temperature(28) == 2.0
     assert dymn_temperature(100) == 1.0
     assert dymn_temperature(5, t_max=1.0) == 1.0
+def test_linear_warmup_cosine_matches_the_transformers_schedule():
+    # values of get_cosine_schedule_with_warmup(num_warmup_steps=4, num_training_steps=12), by its formula
+    expected = [0.0, 0.25, 0.5, 0.75, 1.0] + [0.5 * (1 + math.cos(math.pi * k / 8)) for k in range(1, 9)] + [0.0]
+    got = [linear_warmup_cosine(step, 4, 12) for step in range(14)]
+    assert got == [float(v) for v in expected[:13]] + [0.0]
+    assert got[8] == 0.5 and got[12] == 0.0

@@ -86,3 +86,20 @@ def test_argument_checks() -> None:
         loss(s, s, torch.zeros(2, 4))
     with pytest.raises(ValueError, match="kd_weight"):
         loss(s, s, s, kd_weight=torch.ones(3))
+
+
+def test_frame_logits_follow_pretrainedsed_formula():
+    """PretrainedSED students: 0.9 BCE(student, sigmoid(ensemble)) + 0.1 BCE(student, labels) over (B, C, T)."""
+    import torch.nn.functional as F
+
+    g = torch.Generator().manual_seed(0)
+    student, ensemble = torch.randn(2, 5, 7, generator=g), torch.randn(2, 5, 7, generator=g)
+    labels = (torch.rand(2, 5, 7, generator=g) > 0.7).float()
+    out = BCEDistillationLoss(kd_lambda=0.1).components(student, labels, teacher_logits=ensemble)
+    expected = (0.9 * F.binary_cross_entropy_with_logits(student, torch.sigmoid(ensemble))
+                + 0.1 * F.binary_cross_entropy_with_logits(student, labels))
+    torch.testing.assert_close(out["loss"], expected)
+    weighted = BCEDistillationLoss(kd_lambda=0.1).components(student, labels, teacher_logits=ensemble,
+                                                              kd_weight=torch.tensor([1.0, 0.0]))
+    only_first = 0.9 * F.binary_cross_entropy_with_logits(student[0], torch.sigmoid(ensemble[0])) / 2
+    torch.testing.assert_close(weighted["distillation_loss"], only_first)

@@ -87,3 +87,16 @@ def test_rejects_bad_arguments():
         FreqMixStyle(p=1.5)
     with pytest.raises(ValueError):
         FreqMixStyle(alpha=0.0)
+
+
+def test_keep_larger_keeps_most_of_each_examples_own_statistics():
+    torch.manual_seed(0)
+    x = torch.randn(16, 1, 8, 50) * torch.linspace(0.5, 3.0, 16).view(16, 1, 1, 1)
+    module = FreqMixStyle(p=1.0, alpha=0.4, keep_larger=True).train()
+    torch.manual_seed(1)
+    out = module(x)
+    torch.manual_seed(1)
+    torch.rand(1)
+    lam = Beta(torch.tensor(0.4), torch.tensor(0.4)).sample((16,))
+    perm = torch.randperm(16)
+    torch.testing.assert_close(out, mix_frequency_statistics(x, torch.maximum(lam, 1 - lam), perm))

@@ -14,6 +14,7 @@ from metrics.sed.pauc import (
     segment_max_scores,
     segment_mean_scores,
     segment_pauc,
+    segment_pauroc,
     segment_targets,
 )
 from metrics.sed.scores import ClipScores
@@ -127,3 +128,20 @@ def test_maestro_mpauc_end_to_end():
     assert value == pytest.approx(per_class["mean"])
     assert value == pytest.approx((per_class["car"] + per_class["footsteps"]) / 2)
     assert 0.5 < value <= 1.0
+
+
+def test_segment_pauroc_from_tables_hand_case():
+    # 1 s segment maxima of 0.5 s frames. a: 0.9 (event [0.2, 0.8)), 0.3, 0.6; b: 0.4, 0.7, 0.35 (event [1.5, 2.5)).
+    # Ranked: 0.9 P, 0.7 P, 0.6 N, 0.4 N, 0.35 P, 0.3 N: TPR 2/3 up to FPR 2/3, then 1.
+    frames = np.arange(7) * 0.5
+    clips = {
+        "a": ClipScores(frames, np.array([[0.9], [0.1], [0.3], [0.2], [0.6], [0.1]]), ("A",)),
+        "b": ClipScores(frames, np.array([[0.2], [0.4], [0.7], [0.5], [0.35], [0.1]]), ("A",)),
+    }
+    table = pd.DataFrame([("a.wav", 0.2, 0.8, "A"), ("b.wav", 1.5, 2.5, "A")],
+                         columns=["filename", "onset", "offset", "event_label"])
+    durations = pd.DataFrame([("a.wav", 3.0), ("b.wav", 3.0)], columns=["filename", "duration"])
+    assert segment_pauroc(clips, table, durations, max_fpr=None)["A"] == pytest.approx(2 / 3 * 2 / 3 + 1 / 3)
+    assert segment_pauroc(clips, table, durations, max_fpr=0.5) == pytest.approx({"A": 2 / 3, "mean": 2 / 3})
+    with pytest.raises(ValueError, match=r"clips without scores: \['b'\]"):
+        segment_pauroc({"a": clips["a"]}, table, durations)
