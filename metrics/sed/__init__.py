@@ -24,6 +24,7 @@ from metrics.sed.psds import (
     intersection_f1,
     psds,
 )
+from metrics.sed.psds_classwise import class_psds, psds1_macro, threshold_independent_psds
 from metrics.sed.scores import (
     ClipScores,
     SEDInputError,
@@ -36,6 +37,7 @@ from metrics.sed.scores import (
     write_score_dir,
     write_score_file,
 )
+from metrics.sed.strong_eval import evaluate_frame_scores
 from metrics.sed.toolkits import CollarSegmentF1, psds_eval_intersection_f1, psds_eval_psds, sed_eval_f1
 
 __all__ = [
@@ -54,6 +56,8 @@ __all__ = [
     "SEDInputError",
     "SEDScores",
     "audio_id",
+    "class_psds",
+    "evaluate_frame_scores",
     "check_event_extents",
     "decode_events",
     "decode_thresholds",
@@ -67,6 +71,7 @@ __all__ = [
     "overlap_add_chunks",
     "preset_windows",
     "psds",
+    "psds1_macro",
     "psds_eval_intersection_f1",
     "psds_eval_cost_warning",
     "psds_eval_psds",
@@ -76,6 +81,7 @@ __all__ = [
     "read_score_file",
     "recording_ground_truth",
     "sed_eval_f1",
+    "threshold_independent_psds",
     "segment_pauc",
     "write_score_dir",
     "write_score_file",

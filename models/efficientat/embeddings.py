@@ -151,7 +151,7 @@ def embed(
         return _embed(model, frontend, audio.to(_device(model)), parts)
 
 
-def _windows(audio: torch.Tensor, window: int, hop: int) -> torch.Tensor:
+def sliding_windows(audio: torch.Tensor, window: int, hop: int) -> torch.Tensor:
     """(B, n) -> (B, N, window): frames of the clip reflect-padded by half a window on both sides."""
     pad = window // 2
     if audio.shape[1] <= pad:
@@ -166,7 +166,7 @@ def _embed_windows(
     model: nn.Module, frontend: nn.Module, audio: torch.Tensor, window: int, hop: int, parts: Tuple[str, ...],
     batch_size: int,
 ) -> torch.Tensor:
-    windows = _windows(audio, window, hop)
+    windows = sliding_windows(audio, window, hop)
     b, n, _ = windows.shape
     flat = windows.reshape(b * n, window)
     out = torch.cat([_embed(model, frontend, chunk, parts) for chunk in flat.split(batch_size)], dim=0)

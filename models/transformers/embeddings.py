@@ -35,7 +35,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
 import torch
 from torch import nn
 
-from models.efficientat.embeddings import _windows
+from models.efficientat.embeddings import sliding_windows
 from models.registry import create_frontend, create_model, get_entry, list_models
 from models.transformers.frame_sed import FRAME_BACKBONES, FRAME_HOP, SAMPLE_RATE, FrameSED
 from models.transformers.passt import PaSST
@@ -93,7 +93,7 @@ def sliding(embed: EmbedFn, audio: torch.Tensor, window: int, hop: int, batch_si
     if audio.shape[1] <= window // 2:
         raise ClipTooShortError(f"a clip of {audio.shape[1]} samples is too short for windows of {window} samples "
                                 f"(reflect padding by {window // 2} needs a longer clip)")
-    windows = _windows(audio, window, hop)
+    windows = sliding_windows(audio, window, hop)
     b, n, _ = windows.shape
     flat = windows.reshape(b * n, window)
     return torch.cat([embed(chunk) for chunk in flat.split(batch_size)], dim=0).view(b, n, -1)

@@ -71,7 +71,7 @@ def test_downstream_config_runs_tiny_on_demo_data(config, demo_data, downstream_
 
 def test_every_demo_config_is_a_demo_task():
     shipped = sorted(os.path.basename(p) for p in glob.glob(os.path.join(REPO, "configs", "demo", "*.yaml")))
-    assert shipped == ["asc.yaml", "sed.yaml", "tagging.yaml"]
+    assert shipped == ["asc.yaml", "sed.yaml", "strong.yaml", "tagging.yaml"]
     assert sorted(f"{task}.yaml" for task in TASKS) == shipped
     for task, configs in TASKS.items():
         assert configs[-1] == f"configs/demo/{task}.yaml"
@@ -91,7 +91,7 @@ def _demo_data_paths(task: str, root: str) -> list:
 
 @pytest.mark.slow
 @pytest.mark.usefixtures("one_thread")
-@pytest.mark.parametrize("task", ["sed", "asc"])  # configs/demo/tagging.yaml: test_cli.py and test_tagging.py
+@pytest.mark.parametrize("task", ["sed", "asc"])  # tagging: test_cli.py, test_tagging.py; strong: test_demo.py
 def test_demo_config_fits_tiny_on_demo_data(task, demo_data, tmp_path):
     configs = [arg for path in TASKS[task] for arg in ("--config", os.path.join(REPO, path))]
     cli = run_lightning_cli(["fit", *configs, *_demo_data_paths(task, demo_data[0]), "--trainer.max_epochs=1",
