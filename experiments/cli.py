@@ -249,13 +249,15 @@ def _input_errors() -> tuple:
     from datamodules.format.strong_logits import LogitsFileError
     from datamodules.format.text import TableTextError
     from datamodules.label_space import LabelSpaceError
+    from datamodules.sed.mixup_groups import MixupGroupsError
     from datamodules.sources.common import LayoutError
     from datamodules.teacher import TeacherLogitsError
     from metrics.sed.scores import SEDInputError
     from models.transformers.checkpoints import CheckpointLayoutError
 
     return (CheckpointPathError, AudioDecodeError, H5LayoutError, LabelTableError, TableTextError, LabelSpaceError,
-            LayoutError, TeacherLogitsError, SEDInputError, LogitsFileError, CheckpointLayoutError)
+            LayoutError, TeacherLogitsError, SEDInputError, LogitsFileError, CheckpointLayoutError,
+            MixupGroupsError)
 
 
 def _one_line(err: BaseException) -> str:

@@ -1,7 +1,7 @@
 """Sound event detection with a mean teacher (DCASE'24 Task 4 baseline, specs/sed.md).
 
-One step function serves training, validation and test. Training: frontend -> mixup inside each data source ->
-student and EMA teacher -> supervised masked BCE (strong rows on frame targets, weak rows on clip targets) plus
+One step function serves training, validation and test. Training: frontend and mixup (``mixup_mode``) -> student and
+EMA teacher -> supervised masked BCE (strong rows on frame targets, weak rows on clip targets) plus
 consistency MSE between student and teacher on the rows of the consistency domains, weighted by
 ``consistency_weight`` x the exponential warm-up factor. Evaluation: per-clip frame scores of student and teacher,
 class-wise median filter, then PSDS1/PSDS2/intersection F1 with the native engine (equal to psds_eval) every
@@ -19,8 +19,9 @@ import torch
 from pytorch_lightning.utilities import rank_zero_warn
 import torch.nn.functional as F
 
-from datamodules.augment.mixing import draw_group_mix, mix
+from datamodules.augment.mixing import draw_baseline_group_mix, draw_group_mix, mix
 from datamodules.datasets import SKIPPED, drop_skipped, log_skipped_clips
+from datamodules.sed.mixup_groups import resolve_mixup_groups
 from experiments.schedules import exp_warmup_cosine
 from losses.consistency import masked_mse
 from losses.masked_bce import masked_bce
@@ -70,16 +71,25 @@ class SoundEventDetection(pl.LightningModule):
         weight_decay: Adam weight decay.
         warmup_epochs: Exponential warm-up exp(-5 (1 - t / T)^2) of the learning rate (fractional epochs, stepped
             per batch; the first step runs at the full ``lr``, as in the baseline). The consistency weight follows
-            the same factor (warm-up, flat, cosine), as the baseline's does. ``None``: ``trainer.max_epochs`` x 50 / 300, the
-            recipe's ratio (50 of 300 epochs), so that a short run is not stuck in the warm-up.
+            the same factor (warm-up, flat, cosine), as the baseline's does. ``None``: ``trainer.max_epochs`` x
+            50 / 300, the recipe's ratio (50 of 300 epochs), so that a short run is not stuck in the warm-up.
         cosine_start: Epoch where the quarter-cosine decay begins (flat before); ``None``: ``max_epochs`` x 100 / 300.
         cosine_end: Epoch where the cosine reaches its floor (1e-5 x ``lr``, the baseline's 1e-8); ``None``:
             ``max_epochs``.
         consistency_weight: Maximum weight of the consistency loss.
         consistency_domains: Source domains whose rows get the consistency loss.
         ema_max_alpha: Upper bound of the teacher's averaging coefficient.
-        mixup_p: Probability of mixing each source's rows (features, targets, embeddings; 0: off).
+        mixup_p: Probability of mixup (0: off): of the batch (``baseline``) or of each source (``per_source``).
         mixup_alpha: Beta(alpha, alpha) of the mixing coefficient.
+        mixup_mode: ``baseline``, the DCASE'24 baseline's (:func:`draw_baseline_group_mix`): one coin per batch;
+            each group mixes its rows' linear mels (before dB, clamp, min-max) and targets with its own ``c`` and
+            permutation, then its embeddings with a second draw, mixing the targets again; soft targets, but weak
+            rows' clip targets become the union (the baseline's "any frame > 0"); unlabeled rows never mix.
+            ``per_source`` (former behaviour): a coin per source, mixing after the frontend, embeddings with the
+            features' draw.
+        mixup_groups: Source names per ``baseline`` group, drawn in the listed order, one label kind per group;
+            ``None``: one per (label kind, domain) of the labelled sources, the last in batch order first (the
+            baseline's weak, synthetic + strong, MAESTRO).
         median_windows: Median-filter windows in frames: a preset (``dcase2024``, ``desed``, ``maestro``), one
             window for every class, or one per class; 1 disables the filter.
         test_engine: ``native`` (equal to psds_eval, seconds) or ``psds_eval`` (the official toolkit, minutes on
@@ -107,13 +117,20 @@ class SoundEventDetection(pl.LightningModule):
         ema_max_alpha: float = 0.999,
         mixup_p: float = 0.5,
         mixup_alpha: float = 0.2,
+        mixup_mode: Literal["baseline", "per_source"] = "baseline",
+        mixup_groups: Optional[List[List[str]]] = None,
         median_windows: Union[int, List[int], str] = "dcase2024",
         test_engine: Literal["native", "psds_eval"] = "native",
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
         _check_schedule(warmup_epochs, cosine_start, cosine_end)
+        if mixup_mode not in ("baseline", "per_source"):
+            raise ValueError(f"mixup_mode must be 'baseline' or 'per_source', got {mixup_mode!r}")
         self.frontend = create_frontend(model, **(frontend_overrides or {}))
+        if mixup_mode == "baseline" and mixup_p > 0 and not hasattr(self.frontend, "linear"):
+            raise ValueError(f"mixup_mode 'baseline' mixes linear mels: the frontend of {model!r} "
+                             f"({type(self.frontend).__name__}) has no linear/finish split; use 'per_source'")
         self.model = create_model(model, n_classes=num_classes, **(model_overrides or {}))
         if checkpoint is not None:
             self._load_weights(checkpoint)
@@ -144,6 +161,8 @@ class SoundEventDetection(pl.LightningModule):
         if expected is not None and rate is not None and expected != rate:
             raise ValueError(f"model {self.hparams.model!r} expects {expected} Hz audio, data.sample_rate is {rate}")
         self.windows()  # a bad median-filter setting fails now, not after the first training epoch
+        if stage == "fit" and self.hparams.mixup_mode == "baseline":
+            resolve_mixup_groups(self.datamodule.sources, self.hparams.mixup_groups)
 
     def windows(self) -> Tuple[int, ...]:
         """Median-filter window of every class of the datamodule's label space."""
@@ -164,7 +183,9 @@ class SoundEventDetection(pl.LightningModule):
         return self.model(self.frontend(audio), embeddings)
 
     def _inputs(self, batch: Dict[str, Any], train: bool) -> Dict[str, Any]:
-        """Features and targets, mixed inside each source in training."""
+        """Features and targets, mixed in training (``mixup_mode``)."""
+        if train and self.hparams.mixup_p > 0 and self.hparams.mixup_mode == "baseline":
+            return self._baseline_mixup(batch)
         out = {"features": self.frontend(batch["audio"]), "strong": batch["strong"].float(),
                "weak": batch["weak"].float(), "mask": batch["mask"].bool(), "embeddings": batch.get("embeddings")}
         if train and self.hparams.mixup_p > 0:
@@ -173,6 +194,29 @@ class SoundEventDetection(pl.LightningModule):
                 if out[key] is not None:
                     out[key] = mix(out[key], lam, perm)
             out["mask"] = out["mask"] & out["mask"][perm]
+        return out
+
+    def _baseline_mixup(self, batch: Dict[str, Any]) -> Dict[str, Any]:
+        """The baseline's mixup (see ``mixup_mode``) on the linear mel, then the rest of the frontend."""
+        sources = batch["source"]
+        groups = [torch.nonzero(torch.isin(sources, torch.tensor(g, device=sources.device))).flatten()
+                  for g in resolve_mixup_groups(self.datamodule.sources, self.hparams.mixup_groups)]
+        linear = self.frontend.linear(batch["audio"])
+        out = {key: batch[key].float() for key in ("strong", "weak")}
+        out.update(mask=batch["mask"].bool(), embeddings=batch.get("embeddings"))
+        draws = draw_baseline_group_mix(groups, linear.shape[0], self.hparams.mixup_p, self.hparams.mixup_alpha,
+                                        draws=1 if out["embeddings"] is None else 2, device=linear.device)
+        for k, (lam, perm) in enumerate(draws or ()):
+            if k == 0:
+                linear = mix(linear, lam, perm)
+            else:
+                out["embeddings"] = mix(out["embeddings"], lam, perm)
+            out["strong"], out["weak"] = mix(out["strong"], lam, perm), mix(out["weak"], lam, perm)
+            out["mask"] = out["mask"] & out["mask"][perm]
+        if draws is not None:
+            weak_rows = batch["has_weak"].bool().unsqueeze(-1)
+            out["weak"] = torch.where(weak_rows, (out["weak"] > 0).to(out["weak"].dtype), out["weak"])
+        out["features"] = self.frontend.finish(linear)
         return out
 
     def _consistency_rows(self, batch: Dict[str, Any]) -> torch.Tensor:

@@ -1,8 +1,10 @@
 """Batch mixing (mixup) shared by spectrogram mixup, waveform mix, and the targets that must follow them."""
 from __future__ import annotations
 
-from typing import Optional, Tuple
+import random
+from typing import List, Optional, Sequence, Tuple
 
+import numpy as np
 import torch
 
 
@@ -69,6 +71,42 @@ def draw_group_mix(groups: torch.Tensor, p: float, alpha: float) -> Tuple[torch.
         lam[rows] = float(torch.distributions.Beta(alpha, alpha).sample())
         perm[rows] = rows[torch.randperm(rows.numel(), device=groups.device)]
     return lam, perm
+
+
+def draw_baseline_group_mix(groups: Sequence[torch.Tensor], batch_size: int, p: float, alpha: float,
+                            draws: int = 1, device: torch.device | str = "cpu"
+                            ) -> Optional[List[Tuple[torch.Tensor, torch.Tensor]]]:
+    """Mixup draws of the DCASE'24 Task 4 baseline (DESED_task ``mixup`` called once per group of rows).
+
+    One coin per batch, ``random.random() < p`` (Python's generator, as the baseline); when it fails nothing else
+    is drawn and ``None`` is returned. Otherwise, for every group in the given order and ``draws`` times per group
+    (the baseline draws once for the features and once more for the embeddings): one scalar ``c`` ~ Beta(alpha,
+    alpha) from NumPy's global generator (``c`` as drawn, no ``max(c, 1 - c)``), then ``torch.randperm`` of the
+    group's rows (torch's CPU generator). Empty groups draw nothing.
+
+    Args:
+        groups: Disjoint 1-D tensors of the row indices of every group; rows in no group are never mixed.
+        batch_size: Rows of the batch.
+        p: Probability of mixing the batch.
+        alpha: Beta parameter (0.2 in the baseline).
+        draws: Draws per group.
+        device: Device of the returned tensors.
+
+    Returns:
+        ``draws`` pairs ``(lam, perm)``, pair k gathering every group's k-th draw, for :func:`mix`: rows outside the
+        groups get ``lam = 1`` and themselves as partner, so they pass bit-for-bit unchanged; or ``None``.
+    """
+    if not random.random() < p:
+        return None
+    out = [(torch.ones(batch_size), torch.arange(batch_size)) for _ in range(draws)]
+    for rows in groups:
+        rows = rows.cpu().long()
+        if rows.numel() == 0:
+            continue
+        for lam, perm in out:
+            lam[rows] = float(np.random.beta(alpha, alpha))
+            perm[rows] = rows[torch.randperm(rows.numel())]
+    return [(lam.to(device), perm.to(device)) for lam, perm in out]
 
 
 class AugmentInputError(ValueError):

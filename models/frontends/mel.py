@@ -156,7 +156,12 @@ class MelSpectrogram(nn.Module):
         return (n_samples - self.n_fft) // self.hop_length + 1
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
-        """(B, n) or (B, 1, n) waveform -> (B, 1, n_mels, frames)."""
+        """(B, n) or (B, 1, n) waveform -> (B, 1, n_mels, frames): ``finish(linear(wave))``."""
+        return self.finish(self.linear(wave))
+
+    def linear(self, wave: torch.Tensor) -> torch.Tensor:
+        """(B, n) or (B, 1, n) waveform -> (B, n_mels, frames) linear mel (magnitude or power), before masking, log
+        and normalisation: the point where the DCASE'24 Task 4 baseline mixes clips."""
         if wave.dim() == 3:
             wave = wave.squeeze(1)
         spec = torch.stft(
@@ -165,7 +170,11 @@ class MelSpectrogram(nn.Module):
         ).abs()
         if self.power != 1.0:
             spec = spec.pow(self.power)
-        mel = torch.matmul(self.banks, spec)
+        return torch.matmul(self.banks, spec)
+
+    def finish(self, mel: torch.Tensor) -> torch.Tensor:
+        """(B, n_mels, frames) linear mel (from :meth:`linear`) -> (B, 1, n_mels, frames): masks, log/dB (clamped),
+        normalisation."""
         if self.mask_before_log:
             mel = self.masking(mel)
         if self.log == "log":

@@ -3,6 +3,7 @@ and a tiny fit on demo strong data whose validation PSDS beats the untrained mod
 import glob
 import math
 import os
+import random
 from types import SimpleNamespace
 
 import numpy as np
@@ -15,6 +16,7 @@ from datamodules.format.hdf5 import AudioH5
 from datamodules.sed.datamodule import SEDDataModule, SEDSource
 from datamodules.sed.embeddings import write_frame_embeddings
 from experiments.cli import run_lightning_cli
+from datamodules.sed.mixup_groups import MixupGroupsError, resolve_mixup_groups
 from experiments.sed import SoundEventDetection
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..", "configs", "sed")
@@ -67,11 +69,129 @@ def test_consistency_applies_to_the_configured_domains_only(monkeypatch):
 
 
 def test_mixup_stays_inside_each_source(monkeypatch):
-    task = _task(monkeypatch, mixup_p=1.0)
+    task = _task(monkeypatch, mixup_p=1.0, mixup_mode="per_source")
     batch = _batch()
     batch["strong"] = batch["source"].float().view(-1, 1, 1).expand(-1, 3, 15).clone()  # target = source id
     x = task._inputs(batch, train=True)
     torch.testing.assert_close(x["strong"], batch["strong"])  # mixing equal rows changes nothing
+
+
+# The DCASE'24 baseline's sources: two rows of each (rows 0-1 maestro, 2-3 synth, 4-5 strong, 6-7 weak, 8-9 unlabeled).
+BASELINE_SOURCES = [SEDSource("maestro", "m.h5", 2, "strong", "maestro"), SEDSource("synth", "s.h5", 2, "strong"),
+                    SEDSource("strong", "r.h5", 2, "strong"), SEDSource("weak", "w.h5", 2, "weak"),
+                    SEDSource("unlabeled", "u.h5", 2, "none")]
+
+
+class _BaselineData(_Data):
+    sources = BASELINE_SOURCES
+    source_domains = [s.domain for s in BASELINE_SOURCES]
+
+
+def _baseline_task(monkeypatch, **kwargs):
+    monkeypatch.setattr(SoundEventDetection, "datamodule", property(lambda self: _BaselineData()))
+    return SoundEventDetection(num_classes=3, model_overrides=SMALL, median_windows=1, **kwargs)
+
+
+def _baseline_batch(embeddings=False):
+    torch.manual_seed(0)
+    source = torch.arange(5).repeat_interleave(2)
+    batch = {"audio": torch.randn(10, 4000), "strong": torch.arange(10.0).view(-1, 1, 1).expand(-1, 3, 4).clone(),
+             "weak": torch.rand(10, 3), "mask": torch.ones(10, 3, dtype=torch.bool),
+             "has_strong": source < 3, "has_weak": source == 3, "source": source}
+    batch["weak"][6:8] = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    if embeddings:
+        batch["embeddings"] = torch.randn(10, 8, 5)
+    return batch
+
+
+def test_default_mixup_groups_are_the_baselines_in_its_call_order():
+    assert resolve_mixup_groups(BASELINE_SOURCES, None) == [[3], [1, 2], [0]]  # weak, synth + strong, maestro
+    assert resolve_mixup_groups(BASELINE_SOURCES, [["maestro", "strong"], ["weak"]]) == [[0, 2], [3]]
+
+
+@pytest.mark.bad_input
+@pytest.mark.parametrize("groups, message", [
+    ([["weak"], ["nope"]], r"mixup_groups\[1\]: 'nope' is not a source \(sources: \['maestro'"),
+    ([["weak"], ["weak"]], r"mixup_groups\[1\]: 'weak' is in two groups"),
+    ([["unlabeled"]], r"mixup_groups\[0\]: source 'unlabeled' is unlabeled \(labels: none\)"),
+    ([["synth", "weak"]], r"mixup_groups\[0\]: \['synth', 'weak'\] has labels \['strong', 'weak'\]"),
+])
+def test_bad_mixup_groups_name_the_group_and_the_source(groups, message):
+    with pytest.raises(MixupGroupsError, match=message):
+        resolve_mixup_groups(BASELINE_SOURCES, groups)
+
+
+def test_baseline_mixup_draws_one_coin_per_batch(monkeypatch):
+    calls, betas, beta = [], [], np.random.beta
+    monkeypatch.setattr(random, "random", lambda: calls.append(1) or 0.7)
+    monkeypatch.setattr(np.random, "beta", lambda a, b: betas.append((a, b)) or beta(a, b))
+    batch = _baseline_batch()
+    task = _baseline_task(monkeypatch, mixup_p=0.5)
+    x = task._inputs(batch, train=True)  # the coin (0.7) fails: nothing mixed, outputs as without mixup
+    assert len(calls) == 1 and not betas and torch.equal(x["features"], task.frontend(batch["audio"]))
+    assert torch.equal(x["strong"], batch["strong"]) and torch.equal(x["weak"], batch["weak"])
+    task.hparams.mixup_p = 1.0
+    x = task._inputs(batch, train=True)  # one coin for every group
+    assert len(calls) == 2 and betas == [(0.2, 0.2)] * 3  # then one c per group: weak, synth + strong, maestro
+    task.hparams.mixup_p = 0.0
+    assert torch.equal(task._inputs(batch, train=True)["features"], task.frontend(batch["audio"]))
+    assert len(calls) == 2  # p = 0: no coin
+
+
+def test_baseline_mixup_permutes_only_inside_each_group_and_never_touches_unlabeled_rows(monkeypatch):
+    monkeypatch.setattr(np.random, "beta", lambda a, b: 0.0)  # c = 0: each row becomes exactly its partner
+    task = _baseline_task(monkeypatch, mixup_p=1.0)
+    batch = _baseline_batch(embeddings=True)
+    random.seed(0)
+    torch.manual_seed(3)
+    x = task._inputs(batch, train=True)
+    features = task.frontend(batch["audio"])
+    partners = x["strong"][:, 0, 0].long()  # the strong targets are the row numbers
+    for rows in ([0, 1], [2, 3, 4, 5], [6, 7]):  # maestro; synth + strong; weak
+        assert sorted(partners[rows].tolist()) == rows
+    assert partners[2:6].tolist() != [2, 3, 4, 5] or partners[[0, 1, 6, 7]].tolist() != [0, 1, 6, 7]
+    assert partners[8:].tolist() == [8, 9]
+    for key, value in (("features", features), ("embeddings", batch["embeddings"]), ("weak", batch["weak"])):
+        assert torch.equal(x[key][8:], value[8:]), key  # unlabeled rows bit-for-bit
+
+
+def test_baseline_mixup_mixes_the_linear_mel_before_the_db_and_min_max(monkeypatch):
+    monkeypatch.setattr(np.random, "beta", lambda a, b: 0.3)
+    monkeypatch.setattr(torch, "randperm", lambda n: torch.arange(n).flip(0))  # rows 2, 3 swap partners
+    task = _baseline_task(monkeypatch, mixup_p=1.0, mixup_groups=[["synth"]])
+    batch = _baseline_batch()
+    x = task._inputs(batch, train=True)
+    a, b = task.frontend.linear(batch["audio"][2:4])
+    mixed = torch.stack([0.3 * a + 0.7 * b, 0.3 * b + 0.7 * a])
+    db = (20.0 * torch.log10(mixed.clamp(min=1e-5))).clamp(-50.0, 80.0)
+    lo, hi = db.amin(dim=(1, 2), keepdim=True), db.amax(dim=(1, 2), keepdim=True)
+    torch.testing.assert_close(x["features"][2:4, 0], 2 * (db - lo) / (hi - lo + 1e-8) - 1)
+    log_a, log_b = task.frontend(batch["audio"][2:4])
+    after_log = 0.3 * log_a + 0.7 * log_b  # what mixing after the frontend would give
+    assert (x["features"][2, 0] - after_log).abs().max() > 0.1
+    torch.testing.assert_close(x["strong"][2:4, 0, 0], torch.tensor([0.3 * 2 + 0.7 * 3, 0.3 * 3 + 0.7 * 2]))
+    assert torch.equal(x["features"][4:], task.frontend(batch["audio"])[4:])  # strong, weak: not in a group
+
+
+def test_baseline_mixup_gives_embeddings_their_own_draw_and_mixes_the_targets_again(monkeypatch):
+    draws = iter([0.1, 0.2, 0.3, 0.4, 0.5, 0.6])  # per group (weak, synth + strong, maestro): features, embeddings
+    monkeypatch.setattr(np.random, "beta", lambda a, b: next(draws))
+    monkeypatch.setattr(torch, "randperm", lambda n: torch.arange(n).flip(0))
+    task = _baseline_task(monkeypatch, mixup_p=1.0)
+    batch = _baseline_batch(embeddings=True)
+    x = task._inputs(batch, train=True)
+    lin = task.frontend.linear(batch["audio"])
+    emb, y = batch["embeddings"], batch["strong"][:, 0, 0]
+    for rows, c_feat, c_emb in (([6, 7], 0.1, 0.2), ([2, 3, 4, 5], 0.3, 0.4), ([0, 1], 0.5, 0.6)):
+        flip = rows[::-1]
+        torch.testing.assert_close(x["features"][rows],
+                                   task.frontend.finish(c_feat * lin[rows] + (1 - c_feat) * lin[flip]))
+        torch.testing.assert_close(x["embeddings"][rows], c_emb * emb[rows] + (1 - c_emb) * emb[flip])
+        once = c_feat * y[rows] + (1 - c_feat) * y[flip]
+        torch.testing.assert_close(x["strong"][rows, 0, 0], c_emb * once + (1 - c_emb) * once.flip(0))
+    assert x["weak"][6:8].tolist() == [[1.0, 1.0, 0.0]] * 2  # weak rows: the union of the mixed clips' labels
+    torch.testing.assert_close(x["weak"][:2], 0.6 * (0.5 * batch["weak"][:2] + 0.5 * batch["weak"][[1, 0]])
+                               + 0.4 * (0.5 * batch["weak"][[1, 0]] + 0.5 * batch["weak"][:2]))  # soft elsewhere
 
 
 def test_teacher_moves_before_the_optimizer_step_with_the_scheduler_count(monkeypatch):

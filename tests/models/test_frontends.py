@@ -139,3 +139,19 @@ def test_bad_configuration_errors():
         kaldi_mel_banks(64, 1024, 32000, 500.0, 100.0)
     with pytest.raises(ValueError, match="window"):
         MelSpectrogram(window="boxcar")
+
+
+def test_mel_spectrogram_splits_into_linear_mel_and_finish_without_changing_outputs():
+    """The DCASE'24 Task 4 preset: ``linear`` is the magnitude mel (where the baseline mixes), ``finish`` the dB,
+    clamp and per-clip min-max; ``forward`` is exactly their composition."""
+    frontend = create_frontend("crnn_dcase24")
+    torch.manual_seed(0)
+    x = torch.randn(2, 8000) * torch.tensor([[1.0], [1e-4]])
+    linear = frontend.linear(x)
+    spec = torch.stft(x, 2048, hop_length=256, window=torch.hamming_window(2048, periodic=False),
+                      center=True, pad_mode="reflect", return_complex=True).abs()
+    torch.testing.assert_close(linear, frontend.banks @ spec, rtol=1e-5, atol=1e-7)
+    db = (20.0 * torch.log10(linear.clamp(min=1e-5))).clamp(-50.0, 80.0)
+    lo, hi = db.amin(dim=(1, 2), keepdim=True), db.amax(dim=(1, 2), keepdim=True)
+    torch.testing.assert_close(frontend.finish(linear), (2 * (db - lo) / (hi - lo + 1e-8) - 1).unsqueeze(1))
+    assert torch.equal(frontend(x), frontend.finish(linear))

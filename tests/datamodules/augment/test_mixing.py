@@ -1,9 +1,12 @@
 """Batch mixing: mixup inside groups (per data source), per-example waveform mix, mixup with followers."""
+import random
+
+import numpy as np
 import pytest
 import torch
 
 from datamodules.augment.mixing import (
-    AugmentInputError, ExampleWaveformMix, Mixup, draw_example_mix, draw_group_mix, mix,
+    AugmentInputError, ExampleWaveformMix, Mixup, draw_baseline_group_mix, draw_example_mix, draw_group_mix, mix,
 )
 
 
@@ -113,3 +116,39 @@ def test_mixing_modules_are_deterministic_and_check_followers():
             make().train()(x, y[:5])
     with pytest.raises(AugmentInputError, match=r"\(B, n\) or \(B, 1, n\) waveforms, got shape \(6, 2, 30\)"):
         ExampleWaveformMix(p=1.0).train()(torch.randn(6, 2, 30))
+
+
+def test_baseline_group_mix_draws_one_coin_then_c_and_perm_per_group_in_order():
+    groups = [torch.tensor([5, 6]), torch.tensor([], dtype=torch.long), torch.tensor([0, 1, 2])]  # rows 3, 4: none
+    random.seed(1)
+    np.random.seed(3)
+    torch.manual_seed(4)
+    coin = random.random()
+    random.seed(1)
+    draws = draw_baseline_group_mix(groups, 7, p=coin + 1e-9, alpha=0.2, draws=2)
+    np.random.seed(3)
+    torch.manual_seed(4)
+    expected = []  # the baseline's order: group by group, (c, perm) for the features, then for the embeddings
+    for rows in (groups[0], groups[2]):  # c as drawn (no max(c, 1 - c)): equal to NumPy's value
+        for _ in range(2):
+            expected.append((np.random.beta(0.2, 0.2), rows[torch.randperm(rows.numel())]))
+    for k, (lam, perm) in enumerate(draws):
+        for g, rows in enumerate((groups[0], groups[2])):
+            c, partners = expected[2 * g + k]
+            assert torch.equal(lam[rows], torch.full((rows.numel(),), c, dtype=torch.float32))
+            assert torch.equal(perm[rows], partners)
+        assert lam[[3, 4]].tolist() == [1.0, 1.0] and perm[[3, 4]].tolist() == [3, 4]
+    assert draws[0][0][0] != draws[1][0][0]  # the second draw is another c
+    random.seed(1)
+    state = np.random.get_state()[1].copy()
+    assert draw_baseline_group_mix(groups, 7, p=coin, alpha=0.2) is None  # the coin fails: nothing else drawn
+    assert np.array_equal(np.random.get_state()[1], state)
+
+
+def test_baseline_group_mix_leaves_rows_outside_the_groups_bit_for_bit():
+    random.seed(0)
+    x = torch.randn(6, 4, 5) * 1e3
+    ((lam, perm),) = draw_baseline_group_mix([torch.tensor([0, 1, 2])], 6, p=1.0, alpha=0.2)
+    out = mix(x, lam, perm)
+    assert torch.equal(out[3:], x[3:])
+    assert not torch.equal(out[:3], x[:3])
