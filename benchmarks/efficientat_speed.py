@@ -17,13 +17,16 @@ import models  # noqa: F401  (registers the catalogue)
 from models import create_frontend, create_model, get_entry
 
 
-def _time(fn: Callable[[], None], repeats: int) -> float:
-    """Median seconds of ``fn`` over ``repeats`` calls after one warm-up call."""
+def median_seconds(fn: Callable[[], None], repeats: int, sync: Callable[[], None] = lambda: None) -> float:
+    """Median seconds of ``fn`` over ``repeats`` calls after one warm-up call; ``sync`` runs after each call (e.g.
+    ``torch.cuda.synchronize``, so that asynchronous device work is inside the timing)."""
     fn()
+    sync()
     times: List[float] = []
     for _ in range(repeats):
         start = time.perf_counter()
         fn()
+        sync()
         times.append(time.perf_counter() - start)
     return sorted(times)[len(times) // 2]
 
@@ -55,13 +58,13 @@ def main() -> None:
             with torch.no_grad():
                 model(spec)
 
-        train_ms = 1000 * _time(train_step, args.repeats) / args.batch
-        infer_ms = 1000 * _time(infer_step, args.repeats) / args.batch
+        train_ms = 1000 * median_seconds(train_step, args.repeats) / args.batch
+        infer_ms = 1000 * median_seconds(infer_step, args.repeats) / args.batch
         print(f"{name:<12} {train_ms:>22.1f} {infer_ms:>18.1f}")
     frontend = create_frontend("mn10_as").eval()
     wave = torch.randn(args.batch, 320000)
     with torch.no_grad():
-        mel_ms = 1000 * _time(lambda: frontend(wave), args.repeats) / args.batch
+        mel_ms = 1000 * median_seconds(lambda: frontend(wave), args.repeats) / args.batch
     print(f"{'frontend':<12} {'-':>22} {mel_ms:>18.1f}   (efficientat_mel, 10 s at 32 kHz -> 128 x 1000)")
 
 

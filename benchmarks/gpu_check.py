@@ -22,7 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Callable, Dict, List
+from typing import Dict, List
 
 import torch
 
@@ -31,6 +31,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import models  # noqa: E402,F401  (registers the catalogue)
 from models import create_model, get_entry  # noqa: E402
 from models.transformers.attention import set_sdpa  # noqa: E402
+from efficientat_speed import median_seconds  # noqa: E402  (benchmarks/ is the script's folder)
 
 BACKBONES = ("beats_iter3plus_as2m", "atst_frame_base", "fpasst_deit_b_frame", "passt_s_swa_p16_128_ap476",
              "m2d_clap_vit_base_80x1001p16x16", "asit_vit_base_128x592p16")
@@ -56,17 +57,6 @@ def _build(name: str) -> torch.nn.Module:
     return create_model(name, **({"width_mult": 0.1} if name == "mn10_as" else tiny))
 
 
-def _median_seconds(fn: Callable[[], None], repeats: int) -> float:
-    fn()
-    _sync()
-    times: List[float] = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        _sync()
-        times.append(time.perf_counter() - start)
-    return sorted(times)[len(times) // 2]
-
 
 def _first(output):
     return output[0] if isinstance(output, (tuple, list)) else output
@@ -82,7 +72,7 @@ def backbone_forward(repeats: int) -> List[Dict[str, object]]:
         for form, enabled in (("sdpa", True), ("plain", False)):
             set_sdpa(model, enabled)
             with torch.no_grad(), torch.autocast(DEVICE, dtype=torch.bfloat16):
-                row[f"{form}_ms"] = 1000 * _median_seconds(lambda: model(x), repeats)
+                row[f"{form}_ms"] = 1000 * median_seconds(lambda: model(x), repeats, _sync)
                 outputs[form] = _first(model(x)).float()
         row["max_abs_diff_bf16"] = float((outputs["sdpa"] - outputs["plain"]).abs().max())
         rows.append(row)
@@ -118,7 +108,7 @@ def wrapper_training(batch: int, repeats: int) -> List[Dict[str, object]]:
 
         if DEVICE == "cuda":
             torch.cuda.reset_peak_memory_stats()
-        seconds = _median_seconds(step, repeats)
+        seconds = median_seconds(step, repeats, _sync)
         rows.append({"model": name, "batch": batch, "clips_per_s": batch / seconds, "peak_gib": _peak_gib()})
         _empty_cache()
     return rows
@@ -138,7 +128,7 @@ def mn10_training(batch: int, repeats: int) -> Dict[str, object]:
         torch.nn.functional.binary_cross_entropy_with_logits(logits.float(), target).backward()
         optimizer.step()
 
-    seconds = _median_seconds(step, repeats)
+    seconds = median_seconds(step, repeats, _sync)
     return {"model": "mn10_as", "batch": batch, "steps_per_s": 1.0 / seconds, "clips_per_s": batch / seconds}
 
 

@@ -26,11 +26,12 @@ from experiments.schedules import exp_warmup_cosine
 from losses.consistency import masked_mse
 from losses.masked_bce import masked_bce
 from metrics.sed import PSDS1, PSDS2, ClipScores, ReferenceSet, evaluate_scores, match_scores, median_filter
-from metrics.sed import PSDS_THRESHOLDS, audio_id, preset_windows, psds_eval_cost_warning, write_score_dir
+from metrics.sed import PSDS_THRESHOLDS, audio_id, preset_windows, psds_eval_cost_warning, restrict_to_clips
+from metrics.sed import write_score_dir
 from metrics.clip_outputs import ClipOutputs
 from models import create_frontend, create_model
 from models.ema import EMATeacher
-from models.registry import get_entry, read_state_dict
+from models.registry import load_weights
 
 MODELS = ("student", "teacher")
 # Warm-up end, cosine start and cosine end (epochs) of the 300-epoch DCASE'24 recipe: the ratios of derived schedules.
@@ -133,7 +134,7 @@ class SoundEventDetection(pl.LightningModule):
                              f"({type(self.frontend).__name__}) has no linear/finish split; use 'per_source'")
         self.model = create_model(model, n_classes=num_classes, **(model_overrides or {}))
         if checkpoint is not None:
-            self._load_weights(checkpoint)
+            load_weights(self.model, model, checkpoint)
         self.teacher = EMATeacher(self.model, ema_max_alpha)
         self._outputs = {stage: ClipOutputs() for stage in ("val", "test")}
         self._references: Dict[str, Tuple[Tuple[str, ...], ReferenceSet]] = {}
@@ -141,13 +142,6 @@ class SoundEventDetection(pl.LightningModule):
     # ------------------------------------------------------------------------------------------------------------
     # set-up
     # ------------------------------------------------------------------------------------------------------------
-    def _load_weights(self, checkpoint: str) -> None:
-        state = read_state_dict(checkpoint)
-        entry = get_entry(self.hparams.model)
-        if entry.state_dict_filter is not None:
-            state = entry.state_dict_filter(state)
-        self.model.load_state_dict(state, strict=True)
-
     @property
     def datamodule(self):
         module = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
@@ -331,12 +325,7 @@ class SoundEventDetection(pl.LightningModule):
 
     def _reference(self, stage: str, clip_ids: Sequence[str]) -> Tuple[Any, Any]:
         """Ground truth and durations of the clips that were scored (all of them, unless ``limit_*_batches``)."""
-        ground_truth, durations = self.datamodule.reference(stage)
-        keep = set(clip_ids)
-        if len(keep) < len(durations):
-            durations = durations[durations["filename"].map(audio_id).isin(keep)]
-            ground_truth = ground_truth[ground_truth["filename"].map(audio_id).isin(keep)]
-        return ground_truth.reset_index(drop=True), durations.reset_index(drop=True)
+        return restrict_to_clips(*self.datamodule.reference(stage), clip_ids)
 
     def on_validation_epoch_end(self) -> None:
         if self.trainer.sanity_checking:

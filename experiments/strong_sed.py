@@ -31,7 +31,7 @@ from losses.bce_distillation import BCEDistillationLoss
 from metrics.clip_outputs import ClipOutputs
 from metrics.sed.strong_eval import evaluate_frame_scores
 from models import create_model
-from models.registry import get_entry, read_state_dict
+from models.registry import load_weights
 
 
 class StrongSED(pl.LightningModule):
@@ -104,9 +104,9 @@ class StrongSED(pl.LightningModule):
         if checkpoint is not None and backbone_checkpoint is not None:
             raise ValueError("pass checkpoint (the whole network) or backbone_checkpoint (the transformer), not both")
         if checkpoint is not None:
-            _load(self.model, model, checkpoint)
+            load_weights(self.model, model, checkpoint)
         if backbone_checkpoint is not None:
-            _load(self.model.backbone, self.model.backbone_name, backbone_checkpoint)
+            load_weights(self.model.backbone, self.model.backbone_name, backbone_checkpoint)
         self.wavmix = ExampleWaveformMix(p=wavmix_p)
         self.frame_shift = FrameShift(shift_std=frame_shift)
         self.mixup = Mixup(p=mixup_p)
@@ -237,9 +237,3 @@ class StrongSED(pl.LightningModule):
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
-
-def _load(module: torch.nn.Module, name: str, path: str) -> None:
-    """Loads ``path`` strictly into ``module`` through the state-dict filter of catalogue entry ``name``."""
-    state = read_state_dict(path)
-    entry = get_entry(name)
-    module.load_state_dict(entry.state_dict_filter(state) if entry.state_dict_filter else state)

@@ -180,15 +180,22 @@ def create_model(
     if checkpoint is not None and pretrained:
         raise ValueError("pass either checkpoint=PATH or pretrained=True, not both")
     if pretrained:
-        state = _download_state_dict(entry)
+        _load_filtered(model, entry, _download_state_dict(entry), strict)
     elif checkpoint is not None:
-        state = read_state_dict(checkpoint)
-    else:
-        return model
+        load_weights(model, name, checkpoint, strict)
+    return model
+
+
+def load_weights(module: nn.Module, name: str, path: str, strict: bool = True) -> None:
+    """Loads the weights file ``path`` (published state dict or Lightning checkpoint) into ``module``, a network of
+    catalogue entry ``name``, through that entry's state-dict filter."""
+    _load_filtered(module, get_entry(name), read_state_dict(path), strict)
+
+
+def _load_filtered(module: nn.Module, entry: ModelEntry, state: Dict[str, torch.Tensor], strict: bool) -> None:
     if entry.state_dict_filter is not None:
         state = entry.state_dict_filter(state)
-    model.load_state_dict(state, strict=strict)
-    return model
+    module.load_state_dict(state, strict=strict)
 
 
 def read_state_dict(path: str, prefix: str = "model.") -> Dict[str, torch.Tensor]:

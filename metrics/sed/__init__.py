@@ -34,6 +34,7 @@ from metrics.sed.scores import (
     read_ground_truth,
     read_score_dir,
     read_score_file,
+    restrict_to_clips,
     write_score_dir,
     write_score_file,
 )
@@ -80,6 +81,7 @@ __all__ = [
     "read_score_dir",
     "read_score_file",
     "recording_ground_truth",
+    "restrict_to_clips",
     "sed_eval_f1",
     "threshold_independent_psds",
     "segment_pauc",

@@ -285,3 +285,14 @@ def _check_filenames(table: pd.DataFrame, source: str) -> None:
         row = int(np.flatnonzero(empty.to_numpy())[0])
         raise SEDInputError(f"{source}, line {row + 2}: field 'filename' is empty")
     table["filename"] = names.astype(str)
+
+
+def restrict_to_clips(ground_truth: pd.DataFrame, durations: pd.DataFrame,
+                      clip_ids: Sequence[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Ground truth and durations of the clips ``clip_ids`` (audio ids) only: the part of an evaluation set that was
+    scored (``limit_val_batches``, ...). Returns them unchanged (re-indexed) when every clip was scored."""
+    keep = set(clip_ids)
+    if len(keep) < len(durations):
+        durations = durations[durations["filename"].map(audio_id).isin(keep)]
+        ground_truth = ground_truth[ground_truth["filename"].map(audio_id).isin(keep)]
+    return ground_truth.reset_index(drop=True), durations.reset_index(drop=True)

@@ -12,11 +12,11 @@ from typing import Dict, Iterator, Sequence
 import numpy as np
 import pandas as pd
 
-from metrics.sed.pauc import segment_pauc
+from metrics.sed.pauc import segment_pauroc
 from metrics.sed.postprocess import median_filter
 from metrics.sed.psds import PSDS1, ReferenceSet
 from metrics.sed.psds_classwise import threshold_independent_psds
-from metrics.sed.scores import ClipScores, audio_id
+from metrics.sed.scores import ClipScores, audio_id, restrict_to_clips
 
 PAUROC_SEGMENT_SECONDS = 1.0
 PAUROC_MAX_FPR = 0.1
@@ -81,13 +81,8 @@ def evaluate_frame_scores(
     """
     evaluated = {audio_id(f) for f in durations["filename"]}
     rows = [i for i, name in enumerate(names) if audio_id(name) in evaluated]
-    if len(rows) < len(evaluated):
-        # only part of the set was scored (limit_val_batches): evaluate that part
-        scored = {audio_id(names[i]) for i in rows}
-        durations = durations[durations["filename"].map(audio_id).isin(scored)]
-        ground_truth = ground_truth[ground_truth["filename"].map(audio_id).isin(scored)]
-    ground_truth = ground_truth.reset_index(drop=True)
-    reference = ReferenceSet(ground_truth, durations.reset_index(drop=True))
+    ground_truth, durations = restrict_to_clips(ground_truth, durations, [audio_id(names[i]) for i in rows])
+    reference = ReferenceSet(ground_truth, durations)
     present = list(reference.class_names)  # the classes with events among the evaluated clips
     column = {name: c for c, name in enumerate(class_names)}
     unknown = [name for name in present if name not in column]
@@ -97,14 +92,8 @@ def evaluate_frame_scores(
     filtered = np.zeros((len(rows), probs.shape[1], len(present)), np.float16)
     for k, i in enumerate(rows):
         filtered[k] = median_filter(np.asarray(probs[i], dtype=np.float32)[:, columns], median_window)
-    table = FrameScoreTable([names[i] for i in rows], filtered, present, timestamps)
-    scores = {clip_id: table[clip_id] for clip_id in table} if len(table) <= 2000 else table
+    scores = FrameScoreTable([names[i] for i in rows], filtered, present, timestamps)
     per_class = reference.class_psds(scores, PSDS1)
-    events: Dict[str, list] = {}
-    for name, onset, offset, label in ground_truth[["filename", "onset", "offset", "event_label"]].itertuples(
-            index=False):
-        events.setdefault(audio_id(name), []).append((float(onset), float(offset), label))
-    seconds = {audio_id(f): float(d) for f, d in zip(durations["filename"], durations["duration"])}
-    pauroc = segment_pauc(scores, events, seconds, present, PAUROC_SEGMENT_SECONDS, PAUROC_MAX_FPR)
+    pauroc = segment_pauroc(scores, ground_truth, durations, present, PAUROC_SEGMENT_SECONDS, PAUROC_MAX_FPR)
     return {"psds1": threshold_independent_psds(reference, scores, PSDS1),
             "psds1_macro": float(np.mean(list(per_class.values()))), "pauroc": pauroc["mean"]}
